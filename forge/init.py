@@ -1,0 +1,1 @@
+"""forge.init (being written)."""

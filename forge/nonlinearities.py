@@ -1,0 +1,1 @@
+"""forge.nonlinearities (being written)."""

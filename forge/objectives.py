@@ -1,0 +1,1 @@
+"""forge.objectives (being written)."""

@@ -1,0 +1,1 @@
+"""forge.random (being written)."""

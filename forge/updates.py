@@ -1,0 +1,1 @@
+"""forge.updates (being written)."""

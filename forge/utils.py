@@ -1,0 +1,1 @@
+"""forge.utils (being written)."""
