@@ -1,5 +1,509 @@
-"""forge.export (being written)."""
+"""Export a forge network to a numpy-only bundle.
+
+:func:`export` walks the layer graph, evaluates every parameter (shared variable or
+PyTensor expression) to a plain array, describes each layer by its type name and the
+constructor arguments that matter at inference, and writes one ``.npz`` file through
+:func:`runtime.bundle.write_bundle`. The format is specified in ``docs/bundle-format.md``.
+
+With ``check=True`` (the default) the bundle is loaded back with :mod:`runtime` and run
+next to forge's compiled deterministic function on the same random input; the measured
+error is stored in the manifest, and the export fails if it is above
+``1e-5 * max(1, |y|)``.
+"""
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import tempfile
+
+import numpy as np
+import pytensor
+import pytensor.tensor as T
+
+from . import nonlinearities as nl
+from .layers import get_all_layers, get_output
+from . import layers as L
+
+__all__ = ["export", "ExportError", "ParityError", "PARITY_RTOL"]
+
+#: Parity rule: ``|runtime - forge| <= PARITY_RTOL * max(1, |forge|)`` elementwise.
+PARITY_RTOL = 1e-5
 
 
-def export(layer_or_layers, path, *, metadata=None, check=True):
-    raise NotImplementedError("forge.export is being written")
+class ExportError(ValueError):
+    """A network (or part of it) that cannot be written to a bundle."""
+
+
+class ParityError(AssertionError):
+    """The runtime's outputs differ from forge's beyond the parity tolerance."""
+
+
+# -- names ---------------------------------------------------------------------------
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+
+
+def _base_name(layer):
+    """``DenseLayer`` -> ``dense``, ``ElemwiseSumLayer`` -> ``elemwise_sum``."""
+    stem = type(layer).__name__
+    if stem.endswith("Layer") and stem != "Layer":
+        stem = stem[: -len("Layer")]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
+
+
+def _sanitize(name):
+    name = re.sub(r"[^A-Za-z0-9_.:-]", "_", str(name))
+    return name if _NAME_OK.match(name) else "_" + name
+
+
+def _assign_names(layers, outputs):
+    """A unique, bundle-safe name for every layer.
+
+    User-given names are kept (made safe and unique if needed). An unnamed single input
+    is called ``input`` and an unnamed single output ``output``; other unnamed layers
+    get ``<type>_<k>``.
+    """
+    names, taken = {}, set()
+
+    def claim(layer, wanted):
+        name, k = wanted, 1
+        while name in taken:
+            k += 1
+            name = f"{wanted}_{k}"
+        taken.add(name)
+        names[layer] = name
+
+    for layer in layers:  # user names first, so they win over made-up ones
+        if layer.name:
+            claim(layer, _sanitize(layer.name))
+    inputs = [lay for lay in layers if isinstance(lay, L.InputLayer)]
+    counters = {}
+    for layer in layers:
+        if layer in names:
+            continue
+        if len(inputs) == 1 and layer is inputs[0] and "input" not in taken:
+            claim(layer, "input")
+        elif len(outputs) == 1 and layer is outputs[0] and "output" not in taken:
+            claim(layer, "output")
+        else:
+            base = _base_name(layer)
+            counters[base] = counters.get(base, 0) + 1
+            claim(layer, f"{base}_{counters[base]}")
+    return names
+
+
+# -- callables by name ---------------------------------------------------------------
+
+def _named_functions():
+    """(callable, spec) pairs for functions stored by name."""
+    return [
+        (None, {"name": "linear"}),
+        (nl.linear, {"name": "linear"}),
+        (nl.identity, {"name": "linear"}),
+        (nl.rectify, {"name": "rectify"}),
+        (nl.sigmoid, {"name": "sigmoid"}),
+        (nl.ultra_fast_sigmoid, {"name": "ultra_fast_sigmoid"}),
+        (nl.tanh, {"name": "tanh"}),
+        (nl.softmax, {"name": "softmax"}),
+        (nl.elu, {"name": "elu"}),
+        (nl.softplus, {"name": "softplus"}),
+        (T.sigmoid, {"name": "sigmoid"}),
+        (T.tanh, {"name": "tanh"}),
+        (T.softplus, {"name": "softplus"}),
+        (T.exp, {"name": "exp"}),
+        (T.log, {"name": "log"}),
+        (T.sqrt, {"name": "sqrt"}),
+        (T.abs, {"name": "abs"}),
+        (T.sqr, {"name": "sqr"}),
+    ]
+
+
+def _describe_callable(fn):
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def nonlinearity_spec(fn, where):
+    """The bundle's description of a nonlinearity, or :class:`ExportError`.
+
+    ``where`` names the layer (and argument) for the error message.
+    """
+    for known, spec in _named_functions():
+        if fn is known:
+            return dict(spec)
+    if isinstance(fn, nl.LeakyRectify):
+        return {"name": "leaky_rectify", "leakiness": float(fn.leakiness)}
+    if isinstance(fn, nl.ScaledTanH):
+        return {"name": "scaled_tanh", "scale_in": float(fn.scale_in),
+                "scale_out": float(fn.scale_out)}
+    if isinstance(fn, nl.SELU):
+        return {"name": "selu", "scale": float(fn.scale), "scale_neg": float(fn.scale_neg)}
+    raise ExportError(
+        f"{where}: the callable {_describe_callable(fn)!r} cannot be exported; a bundle "
+        "stores functions by name, and this one is neither a forge.nonlinearities "
+        "function nor one of T.sigmoid, T.tanh, T.softplus, T.exp, T.log, T.sqrt, T.abs, "
+        "T.sqr (see docs/bundle-format.md)")
+
+
+_MERGE_FUNCTIONS = [
+    (T.add, "add"), (T.sub, "sub"), (T.mul, "mul"), (T.true_div, "true_div"),
+    (T.maximum, "maximum"), (T.minimum, "minimum"),
+]
+
+
+def _merge_spec(fn, where):
+    for known, name in _MERGE_FUNCTIONS:
+        if fn is known:
+            return name
+    names = ", ".join(f"T.{n}" for _, n in _MERGE_FUNCTIONS)
+    raise ExportError(f"{where}: merge_function {_describe_callable(fn)!r} cannot be "
+                      f"exported; supported merge functions are {names}")
+
+
+# -- per-type descriptions -----------------------------------------------------------
+# Each describer returns (config, params) for one layer; params maps a parameter name
+# to its PyTensor variable or expression (or None for an absent parameter).
+
+def _normalised_shared_axes(layer):
+    ndim = len(layer.input_shape)
+    axes = layer.shared_axes
+    if axes == "auto":
+        axes = (0,) + tuple(range(2, ndim))
+    elif isinstance(axes, int):
+        axes = (axes,)
+    return [int(a) % ndim for a in axes]
+
+
+def _cropping(layer):
+    cropping = getattr(layer, "cropping", None)
+    return None if cropping is None else [c for c in cropping]
+
+
+def _slice_spec(s):
+    if isinstance(s, slice):
+        return {"start": s.start, "stop": s.stop, "step": s.step}
+    return int(s)
+
+
+def _describe_input(layer, where):
+    return {"shape": list(layer.shape)}, {}
+
+
+def _describe_dense(layer, where):
+    axes = layer.num_leading_axes
+    if axes < 0:
+        axes += len(layer.input_shape)
+    return ({"num_units": int(layer.num_units), "num_leading_axes": int(axes),
+             "nonlinearity": nonlinearity_spec(layer.nonlinearity, where)},
+            {"W": layer.W, "b": layer.b})
+
+
+def _describe_nin(layer, where):
+    return ({"num_units": int(layer.num_units), "untie_biases": bool(layer.untie_biases),
+             "nonlinearity": nonlinearity_spec(layer.nonlinearity, where)},
+            {"W": layer.W, "b": layer.b})
+
+
+def _describe_nonlinearity(layer, where):
+    return {"nonlinearity": nonlinearity_spec(layer.nonlinearity, where)}, {}
+
+
+def _describe_bias(layer, where):
+    return {"shared_axes": _normalised_shared_axes(layer)}, {"b": layer.b}
+
+
+def _describe_scale(layer, where):
+    return {"shared_axes": _normalised_shared_axes(layer)}, {"scales": layer.scales}
+
+
+def _describe_expression(layer, where):
+    return {"function": nonlinearity_spec(layer.function, where + " (function)")}, {}
+
+
+def _describe_identity(layer, where):
+    return {}, {}
+
+
+def _describe_flatten(layer, where):
+    return {"outdim": int(layer.outdim)}, {}
+
+
+def _describe_reshape(layer, where):
+    shape = [[int(s[0])] if isinstance(s, (list, tuple)) else int(s) for s in layer.shape]
+    return {"shape": shape}, {}
+
+
+def _describe_dimshuffle(layer, where):
+    return {"pattern": [p if p == "x" else int(p) for p in layer.pattern]}, {}
+
+
+def _describe_slice(layer, where):
+    return {"axis": int(layer.axis), "indices": _slice_spec(layer.slice)}, {}
+
+
+def _describe_pad(layer, where):
+    width = [[int(a), int(b)] for a, b in layer.width]
+    return {"width": width, "val": float(layer.val), "batch_ndim": int(layer.batch_ndim)}, {}
+
+
+def _describe_concat(layer, where):
+    return {"axis": int(layer.axis), "cropping": _cropping(layer)}, {}
+
+
+def _describe_sum(layer, where):
+    return {"coeffs": [float(c) for c in layer.coeffs], "cropping": _cropping(layer)}, {}
+
+
+def _describe_merge(layer, where):
+    return {"merge_function": _merge_spec(layer.merge_function, where),
+            "cropping": _cropping(layer)}, {}
+
+
+_DESCRIBERS = {
+    "InputLayer": _describe_input,
+    "DenseLayer": _describe_dense,
+    "NINLayer": _describe_nin,
+    "NonlinearityLayer": _describe_nonlinearity,
+    "BiasLayer": _describe_bias,
+    "ScaleLayer": _describe_scale,
+    "ExpressionLayer": _describe_expression,
+    "DropoutLayer": _describe_identity,
+    "GaussianNoiseLayer": _describe_identity,
+    "FlattenLayer": _describe_flatten,
+    "ReshapeLayer": _describe_reshape,
+    "DimshuffleLayer": _describe_dimshuffle,
+    "SliceLayer": _describe_slice,
+    "PadLayer": _describe_pad,
+    "ConcatLayer": _describe_concat,
+    "ElemwiseSumLayer": _describe_sum,
+    "ElemwiseMergeLayer": _describe_merge,
+}
+
+
+def _describe(layer, name):
+    """(type name, config, params) for one layer, refusing what cannot be exported."""
+    type_name = type(layer).__name__
+    where = f"layer {name!r} ({type_name})"
+    describer = _DESCRIBERS.get(type_name)
+    if describer is None or getattr(L, type_name, None) is not type(layer):
+        supported = ", ".join(sorted(_DESCRIBERS))
+        raise ExportError(f"{where} cannot be exported: the bundle format has no layer "
+                          f"of this type (a subclass of a forge layer counts as a new "
+                          f"type). Supported types: {supported}")
+    config, params = describer(layer, where)
+    return type_name, config, params
+
+
+# -- arrays --------------------------------------------------------------------------
+
+def _evaluate(expr, dtype, where):
+    """A parameter (shared variable or expression) as a C-contiguous array of ``dtype``."""
+    if isinstance(expr, pytensor.compile.SharedVariable):
+        value = expr.get_value(borrow=False)
+    else:
+        try:
+            value = pytensor.function([], expr, mode="FAST_COMPILE")()
+        except Exception as exc:  # an expression with free inputs, for instance
+            raise ExportError(f"{where}: cannot evaluate the parameter expression "
+                              f"{expr!r} to an array ({exc})") from exc
+    value = np.asarray(value)
+    if value.dtype.kind not in "fiub":
+        raise ExportError(f"{where}: parameter has dtype {value.dtype}, expected a "
+                          "real numeric array")
+    if value.dtype.kind == "f":
+        value = value.astype(dtype, copy=False)
+    return np.ascontiguousarray(value)
+
+
+def _array_key(layer_name, param_name, used):
+    key = _sanitize(f"{layer_name}.{param_name}")
+    k, candidate = 1, key
+    while candidate in used:
+        k += 1
+        candidate = f"{key}_{k}"
+    return candidate
+
+
+# -- the parity check ----------------------------------------------------------------
+
+def _random_feeds(input_layers, names, batch_size, seed):
+    rng = np.random.RandomState(seed)
+    feeds = {}
+    for layer in input_layers:
+        shape = tuple(batch_size if s is None else s for s in layer.shape)
+        dtype = layer.input_var.dtype
+        if dtype.startswith(("int", "uint")):
+            feeds[names[layer]] = rng.randint(0, 2, size=shape).astype(dtype)
+        else:
+            feeds[names[layer]] = rng.standard_normal(shape).astype(dtype)
+    return feeds
+
+
+def _parity(outputs, input_layers, names, path, batch_size, seed, mode):
+    """Run forge and the runtime on the same input; return the error summary."""
+    import runtime
+
+    feeds = _random_feeds(input_layers, names, batch_size, seed)
+    exprs = get_output(outputs, deterministic=True)
+    fn = pytensor.function([lay.input_var for lay in input_layers], exprs, mode=mode,
+                           on_unused_input="ignore")
+    expected = fn(*[feeds[names[lay]] for lay in input_layers])
+    model = runtime.load(path)
+    got = model.run(feeds, outputs=[names[lay] for lay in outputs])
+    max_abs, max_rel = 0.0, 0.0
+    for layer, want in zip(outputs, expected):
+        have = got[names[layer]]
+        want = np.asarray(want)
+        if have.shape != want.shape:
+            raise ParityError(f"output {names[layer]!r}: runtime shape {have.shape}, "
+                              f"forge shape {want.shape}")
+        err = np.abs(have.astype(np.float64) - want.astype(np.float64))
+        rel = err / np.maximum(1.0, np.abs(want.astype(np.float64)))
+        if err.size:
+            max_abs = max(max_abs, float(np.nanmax(err)))
+            max_rel = max(max_rel, float(np.nanmax(rel)))
+        if not np.all(np.isfinite(have) == np.isfinite(want)) or (rel.size and np.nanmax(rel) > PARITY_RTOL):
+            raise ParityError(f"output {names[layer]!r}: runtime differs from forge by up "
+                              f"to {float(np.nanmax(err)):.3g} (relative "
+                              f"{float(np.nanmax(rel)):.3g}), above the tolerance "
+                              f"{PARITY_RTOL:g} * max(1, |y|)")
+    return {"checked": True, "max_abs_error": max_abs, "max_rel_error": max_rel,
+            "tolerance": f"{PARITY_RTOL:g} * max(1, |y|)", "batch_size": batch_size,
+            "seed": seed}
+
+
+# -- export --------------------------------------------------------------------------
+
+def _created():
+    info = {"by": "forge 0.1.0",
+            "at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "pytensor": pytensor.__version__}
+    return info
+
+
+def build_bundle(layer_or_layers, metadata=None):
+    """The manifest and arrays :func:`export` writes, without writing them.
+
+    Returns ``(manifest, arrays, outputs, input_layers, names)``.
+    """
+    outputs = (list(layer_or_layers) if isinstance(layer_or_layers, (list, tuple))
+               else [layer_or_layers])
+    if not outputs:
+        raise ExportError("export needs at least one output layer, got an empty list")
+    for out in outputs:
+        if not isinstance(out, L.Layer):
+            raise ExportError(f"export takes forge layers, got {type(out).__name__}")
+    if metadata is None:
+        metadata = {}
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"metadata must be JSON-serialisable (strings, numbers, lists, "
+                          f"dicts): {exc}") from exc
+
+    dtype = pytensor.config.floatX
+    layers = get_all_layers(outputs)
+    names = _assign_names(layers, outputs)
+    input_layers = [lay for lay in layers if isinstance(lay, L.InputLayer)]
+
+    arrays, by_digest, entries = {}, {}, []
+    for layer in layers:
+        name = names[layer]
+        type_name, config, params = _describe(layer, name)
+        param_keys = {}
+        for pname, expr in params.items():
+            if expr is None:
+                param_keys[pname] = None
+                continue
+            value = _evaluate(expr, dtype, f"layer {name!r} parameter {pname!r}")
+            digest = (value.dtype.str, value.shape, hashlib.sha256(value.tobytes()).hexdigest())
+            if digest not in by_digest:  # an array shared by several layers is stored once
+                key = _array_key(name, pname, arrays)
+                arrays[key] = value
+                by_digest[digest] = key
+            param_keys[pname] = by_digest[digest]
+        incoming = [] if isinstance(layer, L.InputLayer) else (
+            layer.input_layers if isinstance(layer, L.MergeLayer) else [layer.input_layer])
+        entries.append({
+            "name": name, "type": type_name, "inputs": [names[i] for i in incoming],
+            "config": config, "params": param_keys,
+            "output_shape": [None if s is None else int(s) for s in layer.output_shape],
+        })
+
+    def spec(layer, dt):
+        return {"name": names[layer], "dtype": dt,
+                "shape": [None if s is None else int(s) for s in layer.output_shape]}
+
+    manifest = {
+        "format": "forge-bundle",
+        "format_version": 1,
+        "created": _created(),
+        "metadata": metadata,
+        "dtype": dtype,
+        "inputs": [spec(lay, lay.input_var.dtype) for lay in input_layers],
+        "outputs": [spec(lay, dtype) for lay in outputs],
+        "layers": entries,
+    }
+    return manifest, arrays, outputs, input_layers, names
+
+
+def export(layer_or_layers, path, *, metadata=None, check=True, batch_size=4, seed=0,
+           mode=None):
+    """Write a network to a numpy-only ``.npz`` bundle.
+
+    Parameters
+    ----------
+    layer_or_layers : Layer or list of Layer
+        The output layer(s). Every layer they depend on is exported.
+    path : str or os.PathLike
+        Destination file. Written atomically: a crash leaves the old file or the new.
+    metadata : dict, optional
+        JSON-serialisable user data stored in the manifest (e.g. ``{"labels": [...]}``;
+        the service reports class labels from it).
+    check : bool
+        Load the bundle with :mod:`runtime`, run it next to forge's compiled
+        deterministic function on random input and raise :class:`ParityError` if any
+        output differs by more than ``1e-5 * max(1, |y|)``. The measured error is
+        stored in the manifest's ``parity`` entry.
+    batch_size, seed : int
+        Size of free axes and seed of the random input used by the check.
+    mode : str, optional
+        PyTensor compilation mode for the check (default: PyTensor's configured mode).
+
+    Returns
+    -------
+    dict
+        The manifest that was written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import forge
+    >>> from forge.layers import InputLayer, DenseLayer
+    >>> l_in = InputLayer((None, 8))
+    >>> l_out = DenseLayer(l_in, num_units=3, nonlinearity=forge.nonlinearities.softmax)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> manifest = forge.export(l_out, path, metadata={"labels": ["a", "b", "c"]})
+    >>> [layer["type"] for layer in manifest["layers"]]
+    ['InputLayer', 'DenseLayer']
+    >>> manifest["parity"]["max_rel_error"] <= 1e-5
+    True
+    """
+    from runtime.bundle import write_bundle
+
+    manifest, arrays, outputs, input_layers, names = build_bundle(layer_or_layers, metadata)
+    path = os.fspath(path)
+    if check:
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, scratch = tempfile.mkstemp(prefix=".forge-check-", suffix=".npz", dir=folder)
+        os.close(fd)
+        try:
+            write_bundle(scratch, dict(manifest), arrays)
+            manifest["parity"] = _parity(outputs, input_layers, names, scratch,
+                                         batch_size, seed, mode)
+        finally:
+            os.unlink(scratch)
+    write_bundle(path, manifest, arrays)
+    return manifest

@@ -1,0 +1,344 @@
+"""A loaded bundle you can call: :func:`load`, :class:`Model` and :class:`TensorSpec`."""
+import copy
+import dataclasses
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import bundle
+from .errors import BundleError, InputError
+from .layers import layer_class
+
+__all__ = ["load", "Model", "TensorSpec"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output.
+
+    Attributes
+    ----------
+    name : str
+        The layer's name: the key in ``run``'s feeds and results.
+    shape : tuple of int or None
+        The size of each axis; None for a free axis (usually the batch).
+    dtype : numpy.dtype
+        The dtype the runtime converts inputs to, or computes outputs in.
+    """
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+
+    def __str__(self):
+        return f"{self.name}: {self.dtype.name} {_shape_text(self.shape)}"
+
+
+def _shape_text(shape):
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (
+        ",)" if len(shape) == 1 else ")")
+
+
+def _axes(count):
+    return f"{count} axis" if count == 1 else f"{count} axes"
+
+
+def _spec(entry):
+    return TensorSpec(entry["name"], tuple(entry["shape"]), np.dtype(entry["dtype"]))
+
+
+def _read_only(array, dtype):
+    array = array.astype(dtype, copy=False)
+    array.flags.writeable = False
+    return array
+
+
+def load(path, verify=True):
+    """Load a bundle from ``path`` (or a binary file object); ``verify=False`` skips the
+    sha256 checks.
+
+    Raises :class:`BundleError` for anything wrong with the file.
+
+    >>> import runtime
+    >>> model = runtime.load(bundle_path)                # doctest: +SKIP
+    >>> model.inputs                                     # doctest: +SKIP
+    [TensorSpec(name='input', shape=(None, 64), dtype=dtype('float32'))]
+    """
+    manifest, arrays = bundle.read_bundle(path, verify=verify)
+    return Model(manifest, arrays, path=path)
+
+
+class Model:
+    """A network from a bundle, evaluated with numpy.
+
+    Build one with :func:`load`. A model holds no state that changes between calls, so
+    one instance can serve any number of threads.
+
+    Parameters
+    ----------
+    manifest : dict
+        A manifest (see ``docs/bundle-format.md``); validated again here.
+    arrays : dict of str to numpy.ndarray
+        The arrays the manifest lists. They are converted to the model's dtype and
+        made read-only (in place when they already have that dtype).
+    path : str, os.PathLike or file object, optional
+        Where the bundle came from, for messages (``Model.path`` is None for a file
+        object).
+
+    Examples
+    --------
+    A one-layer model built in memory (``runtime.load(path)`` is the usual way):
+
+    >>> from runtime.bundle import array_digest
+    >>> W = np.array([[1, 0, 2], [0, 1, 2]], dtype=np.float32)
+    >>> manifest = {
+    ...     "format": "forge-bundle", "format_version": 1, "dtype": "float32",
+    ...     "inputs": [{"name": "x", "shape": [None, 2], "dtype": "float32"}],
+    ...     "outputs": [{"name": "y", "shape": [None, 3], "dtype": "float32"}],
+    ...     "layers": [
+    ...         {"name": "x", "type": "InputLayer", "inputs": [], "params": {},
+    ...          "config": {"shape": [None, 2]}, "output_shape": [None, 2]},
+    ...         {"name": "y", "type": "DenseLayer", "inputs": ["x"],
+    ...          "config": {"num_units": 3, "num_leading_axes": 1,
+    ...                     "nonlinearity": {"name": "rectify"}},
+    ...          "params": {"W": "y.W", "b": None}, "output_shape": [None, 3]}],
+    ...     "arrays": {"y.W": {"shape": [2, 3], "dtype": "float32",
+    ...                        "sha256": array_digest(W)}}}
+    >>> model = Model(manifest, {"y.W": W})
+    >>> model([[1, -2]])
+    array([[1., 0., 0.]], dtype=float32)
+    >>> model.run({"x": [[3, 1]]}, outputs=["x", "y"])
+    {'x': array([[3., 1.]], dtype=float32), 'y': array([[3., 1., 8.]], dtype=float32)}
+    >>> model.inputs
+    [TensorSpec(name='x', shape=(None, 2), dtype=dtype('float32'))]
+    """
+
+    def __init__(self, manifest, arrays, *, path=None):
+        self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+        try:
+            bundle.validate_manifest(manifest)
+            bundle.check_arrays(manifest, arrays, digests=False)
+            self._manifest = copy.deepcopy(manifest)
+            self._dtype = np.dtype(manifest["dtype"])
+            params = {key: _read_only(a, self._dtype) for key, a in arrays.items()}
+            self._layers = {}
+            for entry in manifest["layers"]:
+                layer = layer_class(entry["type"]).from_config(
+                    entry["name"], entry["config"],
+                    {p: None if key is None else params[key]
+                     for p, key in entry["params"].items()},
+                    entry["inputs"])
+                self._layers[entry["name"]] = layer
+        except BundleError as exc:
+            if self.path is None:
+                raise
+            raise BundleError(f"bundle {self.path!r}: {exc}") from None
+        self._shapes = {e["name"]: tuple(e["output_shape"]) for e in manifest["layers"]}
+        self._inputs = tuple(_spec(s) for s in manifest["inputs"])
+        self._outputs = tuple(_spec(s) for s in manifest["outputs"])
+        self._default_plan = self._plan([s.name for s in self._outputs])
+
+    # -- what the bundle declares ----------------------------------------------------
+
+    @property
+    def inputs(self):
+        """list of TensorSpec: the inputs ``run`` takes, in the bundle's order."""
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        """list of TensorSpec: the outputs ``run`` returns by default."""
+        return list(self._outputs)
+
+    @property
+    def dtype(self):
+        """numpy.dtype: the compute dtype (float32 unless the bundle says float64)."""
+        return self._dtype
+
+    @property
+    def format_version(self):
+        """int: the bundle's format version."""
+        return self._manifest["format_version"]
+
+    @property
+    def metadata(self):
+        """dict: the user's metadata (a copy), e.g. ``{"labels": [...]}``."""
+        return copy.deepcopy(self._manifest.get("metadata", {}))
+
+    @property
+    def manifest(self):
+        """dict: the whole manifest (a copy)."""
+        return copy.deepcopy(self._manifest)
+
+    @property
+    def layers(self):
+        """dict: layer name -> callable layer, in topological order."""
+        return dict(self._layers)
+
+    # -- running ---------------------------------------------------------------------
+
+    def __call__(self, x):
+        """Run a one-input, one-output model on ``x`` and return the output array."""
+        if len(self._inputs) != 1 or len(self._outputs) != 1:
+            raise TypeError(
+                f"model(x) needs a model with one input and one output; this one has "
+                f"inputs {[s.name for s in self._inputs]} and outputs "
+                f"{[s.name for s in self._outputs]}: use model.run({{name: array, ...}}, "
+                "outputs=[...]) instead")
+        return self.run({self._inputs[0].name: x})[self._outputs[0].name]
+
+    def run(self, feeds, outputs=None):
+        """Evaluate the layers ``outputs`` need and return them by name.
+
+        Parameters
+        ----------
+        feeds : dict of str to array_like
+            One array per input the requested outputs depend on, keyed by input name.
+            Any real numeric dtype is converted to the input's declared dtype.
+        outputs : list of str, optional
+            Layers to return: any layer, not only the declared outputs (for
+            intermediate features). Default: the declared outputs.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One fresh array per requested name, in the requested order.
+
+        Raises
+        ------
+        InputError
+            An unknown output name; a missing or unexpected input; an input of the
+            wrong rank, the wrong size on a fixed axis, or a non-numeric dtype; or
+            inputs whose free axes the layers cannot combine.
+        """
+        if outputs is None:
+            names, plan = [s.name for s in self._outputs], self._default_plan
+        else:
+            names = self._check_output_names(outputs)
+            plan = self._plan(names)
+        values = self._check_feeds(feeds, [s for s in self._inputs if s.name in plan])
+        last_use = {source: step for step, name in enumerate(plan)
+                    for source in self._layers[name].inputs}
+        with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
+            for step, name in enumerate(plan):
+                if name not in values:
+                    values[name] = self._evaluate(name, values)
+                for source in self._layers[name].inputs:
+                    if last_use[source] == step and source not in names:
+                        del values[source]  # free memory as soon as possible
+        return {name: values[name] if values[name].flags.writeable else values[name].copy()
+                for name in names}
+
+    def _plan(self, names):
+        """The layers ``names`` depend on (themselves included), in topological order."""
+        needed, stack = set(), list(names)
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                stack.extend(self._layers[name].inputs)
+        return [name for name in self._layers if name in needed]
+
+    def _check_output_names(self, outputs):
+        if isinstance(outputs, str):
+            raise InputError(f"outputs must be a list of layer names, got the string "
+                             f"{outputs!r}; use outputs=[{outputs!r}]")
+        names = list(dict.fromkeys(outputs))
+        for name in names:
+            if name not in self._layers:
+                raise InputError(f"unknown output {name!r}; outputs can name any layer: "
+                                 f"{', '.join(self._layers)}")
+        return names
+
+    def _check_feeds(self, feeds, needed):
+        if not isinstance(feeds, Mapping):
+            raise InputError(f"feeds must be a dict of input name -> array, got "
+                             f"{type(feeds).__name__}; for a one-input model, model(x) "
+                             "also works")
+        specs = {s.name: s for s in self._inputs}
+        expected = "[" + "; ".join(str(s) for s in self._inputs) + "]"
+        for name in feeds:
+            if name not in specs:
+                raise InputError(f"unexpected input {name!r}; this model's inputs are "
+                                 f"{expected}")
+        for spec in needed:
+            if spec.name not in feeds:
+                raise InputError(f"missing input {spec.name!r} (expected "
+                                 f"{spec.dtype.name} {_shape_text(spec.shape)}); this "
+                                 f"model's inputs are {expected}")
+        return {name: _convert(specs[name], value) for name, value in feeds.items()}
+
+    def _evaluate(self, name, values):
+        layer = self._layers[name]
+        args = [values[source] for source in layer.inputs]
+        try:
+            result = np.asarray(layer(*args))
+        except (ValueError, IndexError) as exc:
+            shapes = ", ".join(str(a.shape) for a in args)
+            raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take input "
+                             f"of shape {shapes}: {exc}") from exc
+        declared = self._shapes[name]
+        if result.ndim != len(declared) or any(
+                d is not None and d != s for d, s in zip(declared, result.shape)):
+            raise BundleError(
+                f"layer {name!r} ({type(layer).__name__}) computed shape {result.shape}, "
+                f"but the bundle declares {_shape_text(declared)}: the bundle and this "
+                "runtime disagree about what the layer does")
+        return result
+
+    # -- describing ------------------------------------------------------------------
+
+    @property
+    def num_params(self):
+        """int: the number of scalar parameters (a shared array counts once)."""
+        return sum(int(np.prod(r["shape"])) for r in self._manifest["arrays"].values())
+
+    def describe(self):
+        """A readable summary: inputs, outputs, and a table of the layers.
+
+        >>> print(model.describe())                      # doctest: +SKIP
+        Model 'digits.npz': format_version 1, float32, 2,410 parameters
+        ...
+        """
+        rows = [("layer", "type", "inputs", "output shape", "params")]
+        for name, layer in self._layers.items():
+            rows.append((name, type(layer).__name__, ", ".join(layer.inputs) or "-",
+                         _shape_text(self._shapes[name]), f"{layer.num_params:,}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = [f"Model {self.path or '(in memory)'!r}: format_version "
+                 f"{self.format_version}, {self._dtype.name}, {self.num_params:,} parameters"]
+        lines += ["inputs:"] + [f"  {s}" for s in self._inputs]
+        lines += ["outputs:"] + [f"  {s}" for s in self._outputs]
+        lines += ["layers:"] + ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))
+                                .rstrip() for row in rows]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<Model {self.path or '(in memory)'!r} inputs={[str(s) for s in self._inputs]}"
+                f" outputs={[str(s) for s in self._outputs]} layers={len(self._layers)}>")
+
+
+def _convert(spec, value):
+    """``value`` as a read-only array of ``spec``'s dtype, or :class:`InputError`."""
+    expected = f"{spec.dtype.name} {_shape_text(spec.shape)}"
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"input {spec.name!r}: expected {expected}, got a value that is "
+                         f"not an array ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"input {spec.name!r}: expected real numbers ({expected}), got "
+                         f"dtype {array.dtype}")
+    if array.ndim != len(spec.shape):
+        raise InputError(f"input {spec.name!r}: expected shape {_shape_text(spec.shape)} "
+                         f"({_axes(len(spec.shape))}), got shape {_shape_text(array.shape)} "
+                         f"({_axes(array.ndim)})")
+    for axis, (want, got) in enumerate(zip(spec.shape, array.shape)):
+        if want is not None and want != got:
+            raise InputError(f"input {spec.name!r}: expected shape {_shape_text(spec.shape)}"
+                             f", got {_shape_text(array.shape)}: axis {axis} must have "
+                             f"size {want}, not {got}")
+    array = array.astype(spec.dtype, copy=False).view()
+    array.flags.writeable = False  # layers must never write into the caller's data
+    return array

@@ -1,0 +1,4 @@
+"""``python -m service ...`` is the ``forge`` command."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,20 @@
+"""Run the Examples sections of the docstrings, so that they stay true."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "forge.random", "forge.utils", "forge.init", "forge.nonlinearities",
+    "forge.layers.base", "forge.layers.input", "forge.layers.dense",
+    "forge.layers.special", "forge.layers.noise", "forge.layers.shape",
+    "forge.layers.merge", "forge.layers.helper",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
