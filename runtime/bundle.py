@@ -189,12 +189,12 @@ def validate_manifest(manifest):
             SUPPORTED_VERSIONS) else ""
         _fail(f"unsupported format_version {version}{hint}; this runtime reads "
               f"format_version {supported}")
-    for key, kind in (("dtype", str), ("inputs", list), ("outputs", list),
-                      ("layers", list), ("arrays", dict)):
+    for key, kind in (("inputs", list), ("outputs", list), ("layers", list),
+                      ("arrays", dict)):
         _check_type(manifest, key, kind, "the manifest")
     for key in ("created", "metadata", "parity"):
         _check_type(manifest, key, dict, "the manifest", required=False)
-    if manifest["dtype"] not in COMPUTE_DTYPES:
+    if manifest.get("dtype", "float32") not in COMPUTE_DTYPES:
         _fail(f"'dtype' must be one of {', '.join(COMPUTE_DTYPES)}, "
               f"got {manifest['dtype']!r}")
 

@@ -120,7 +120,7 @@ class Model:
             bundle.validate_manifest(manifest)
             bundle.check_arrays(manifest, arrays, digests=False)
             self._manifest = copy.deepcopy(manifest)
-            self._dtype = np.dtype(manifest["dtype"])
+            self._dtype = np.dtype(manifest.get("dtype", "float32"))
             params = {key: _read_only(a, self._dtype) for key, a in arrays.items()}
             self._layers = {}
             for entry in manifest["layers"]:

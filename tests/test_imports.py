@@ -23,7 +23,8 @@ NOT_FOR_SERVICE = {"pytensor", "forge"}
 
 def modules_after(code):
     """Top-level module names loaded by a fresh interpreter after running ``code``."""
-    script = f"import sys, json\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    report = "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    script = f"import sys, json\n{code}\n{report}"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)

@@ -61,8 +61,8 @@ class BiasLayer(Layer):
 
     def __init__(self, name, inputs, shared_axes, b):
         super().__init__(name, inputs)
-        self.shared_axes = tuple(shared_axes) if isinstance(shared_axes, list) else ()
         self.b = _broadcastable(b, shared_axes, "b")
+        self.shared_axes = tuple(shared_axes)
 
     def __call__(self, x):
         _check_fits(self.b, self.shared_axes, x, "b")
@@ -78,8 +78,8 @@ class ScaleLayer(Layer):
 
     def __init__(self, name, inputs, shared_axes, scales):
         super().__init__(name, inputs)
-        self.shared_axes = tuple(shared_axes) if isinstance(shared_axes, list) else ()
         self.scales = _broadcastable(scales, shared_axes, "scales")
+        self.shared_axes = tuple(shared_axes)
 
     def __call__(self, x):
         _check_fits(self.scales, self.shared_axes, x, "scales")

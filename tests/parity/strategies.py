@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, strategies as st
 from forge import nonlinearities as nl
 
 # bundle_path hands out a fresh file per call, so sharing it across examples is safe
-SETTINGS = dict(max_examples=15, deadline=None,
+SETTINGS = dict(max_examples=30, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -79,7 +79,10 @@ class BundleBuilder:
 
 
 def mlp_builder(dtype="float32", seed=0):
-    """input (None, 4) -> dense_1 (3, rectify) -> output (2, softmax); returns (builder, params)."""
+    """input (None, 4) -> dense_1 (3, rectify) -> output (2, softmax).
+
+    Returns ``(builder, params)``.
+    """
     rng = np.random.default_rng(seed)
     params = {"W1": rng.standard_normal((4, 3)).astype(dtype),
               "b1": rng.standard_normal(3).astype(dtype),

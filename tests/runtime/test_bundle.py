@@ -177,9 +177,10 @@ class TestRead:
     def test_a_recompressed_archive_still_reads(self, mlp, tmp_path):
         path, params = mlp
         packed = tmp_path / "deflated.npz"
-        with zipfile.ZipFile(path) as src, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as dst:
-            for info in src.infolist():
-                dst.writestr(info.filename, src.read(info))
+        with zipfile.ZipFile(path) as src:
+            with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as dst:
+                for info in src.infolist():
+                    dst.writestr(info.filename, src.read(info))
         _, arrays = read_bundle(packed)
         np.testing.assert_array_equal(arrays["dense_1.W"], params["W1"])
 
@@ -203,13 +204,15 @@ class TestTampering:
         path, params = mlp
         changed = params["W1"].copy()
         changed[0, 0] += 1
-        bad = rewrite_zip(path, tmp_path / "bad.npz", replace={"dense_1.W.npy": npy_bytes(changed)})
+        bad = rewrite_zip(path, tmp_path / "bad.npz",
+                          replace={"dense_1.W.npy": npy_bytes(changed)})
         self.refused(bad, r"array 'dense_1.W' does not match its sha256")
 
     def test_changed_bytes_pass_without_verify_but_shapes_are_still_checked(self, mlp, tmp_path):
         path, params = mlp
         changed = params["W1"] + 1
-        bad = rewrite_zip(path, tmp_path / "bad.npz", replace={"dense_1.W.npy": npy_bytes(changed)})
+        bad = rewrite_zip(path, tmp_path / "bad.npz",
+                          replace={"dense_1.W.npy": npy_bytes(changed)})
         _, arrays = read_bundle(bad, verify=False)
         np.testing.assert_array_equal(arrays["dense_1.W"], changed)
         worse = rewrite_zip(path, tmp_path / "worse.npz",
@@ -384,6 +387,7 @@ class TestValidateManifest:
         (set_in(["format_version"], "1"), "must be an integer, got '1'"),
         (set_in(["format_version"], True), "must be an integer, got True"),
         (set_in(["dtype"], "float16"), "'dtype' must be one of float32, float64"),
+        (set_in(["dtype"], None), "'dtype' must be one of float32, float64"),
         (delete("layers"), "the manifest has no 'layers' key"),
         (set_in(["inputs"], {}), "'inputs' must be a list, got dict"),
         (set_in(["metadata"], []), "'metadata' must be an object"),

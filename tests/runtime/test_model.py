@@ -9,7 +9,7 @@ import pytest
 import runtime
 from runtime import BundleError, InputError, Model, TensorSpec
 
-from .helpers import BundleBuilder, mlp_builder, mlp_reference
+from .helpers import BundleBuilder, mlp_builder, mlp_reference, read_manifest
 
 
 @pytest.fixture
@@ -191,6 +191,18 @@ class TestRun:
         assert model.dtype == np.float64 and y.dtype == np.float64
         np.testing.assert_allclose(y, mlp_reference(x.astype(np.float32), params)[1],
                                    rtol=1e-12)
+
+    def test_float32_when_the_bundle_names_no_dtype(self, tmp_path):
+        from .helpers import rewrite_zip
+
+        builder, _ = mlp_builder(dtype="float64")
+        path = builder.write(tmp_path / "m.npz")
+        manifest = read_manifest(path)
+        del manifest["dtype"]
+        model = runtime.load(rewrite_zip(path, tmp_path / "no-dtype.npz", manifest=manifest))
+        assert model.dtype == np.float32
+        assert model.layers["dense_1"].W.dtype == np.float32
+        assert model(np.ones((1, 4))).dtype == np.float32
 
     @pytest.mark.parametrize("dtype", [np.float64, np.float16, np.int64, np.uint8, bool])
     def test_real_inputs_are_converted_to_the_declared_dtype(self, model, mlp, dtype):
