@@ -5,6 +5,9 @@ runtime, runs both sides on the same input and asserts the contract
 ``|runtime - forge| <= 1e-5 * max(1, |forge|)`` elementwise, after checking shapes and
 dtypes. It returns the largest relative error so tests can report it.
 """
+import json
+import os
+
 import numpy as np
 import pytensor
 
@@ -49,4 +52,18 @@ def assert_parity(outputs, path, feeds=None, seed=0, batch=3, scale=1.0):
         if rel.size:
             worst = max(worst, float(rel.max()))
             assert rel.max() <= RTOL, f"{name}: relative error {rel.max():.3g} > {RTOL}"
+    _report(manifest, worst)
     return worst
+
+
+def _report(manifest, worst):
+    """Append the error to $FORGE_PARITY_REPORT (JSON lines), keyed by the output layer type.
+
+    ``python -m tests.parity.report`` turns the file into the table in docs/layers.md.
+    """
+    target = os.environ.get("FORGE_PARITY_REPORT")
+    if target:
+        by_name = {layer["name"]: layer["type"] for layer in manifest["layers"]}
+        with open(target, "a") as f:
+            for out in manifest["outputs"]:
+                f.write(json.dumps({"type": by_name[out["name"]], "max_rel_error": worst}) + "\n")
