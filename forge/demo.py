@@ -122,7 +122,7 @@ def main(argv=None):
     if args.no_serve:
         return 0
 
-    example = {"instances": [X_test[0].round(3).tolist()]}
+    example = {"instances": [[round(float(v), 3) for v in X_test[0]]]}
     print("\nServing on http://%s:%d (Ctrl-C to stop). Try:\n" % (args.host, args.port))
     print(f"  curl -s http://{args.host}:{args.port}/models/digits/predict \\\n"
           f"       -H 'Content-Type: application/json' \\\n"
