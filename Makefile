@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install serve clean
+.PHONY: demo test install serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 ## The whole test suite (unit, parity, service, end-to-end training).
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+## Install the benchmark engines (ONNX Runtime, PyTorch CPU) and write docs/benchmarks.md (~10 min).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m tests.benchmarks.run --output docs/benchmarks.md
 
 serve: $(STAMP)
 	$(VENV)/bin/forge serve

@@ -260,6 +260,153 @@ def _describe_merge(layer, where):
             "cropping": _cropping(layer)}, {}
 
 
+# -- convolution, pooling and normalization layers ----------------------------------
+
+def _ints(values):
+    return [int(v) for v in values]
+
+
+def _conv_common(layer, where):
+    return {"num_filters": int(layer.num_filters), "filter_size": _ints(layer.filter_size),
+            "num_groups": int(layer.num_groups), "untie_biases": bool(layer.untie_biases),
+            "flip_filters": bool(layer.flip_filters),
+            "nonlinearity": nonlinearity_spec(layer.nonlinearity, where)}
+
+
+def _pairs(pairs):
+    return [[int(a), int(b)] for a, b in pairs]
+
+
+def _describe_conv(layer, where):
+    from .layers.conv import _pad_pairs
+
+    config = _conv_common(layer, where)
+    config.update(stride=_ints(layer.stride),
+                  pad=_pairs(_pad_pairs(layer.pad, layer.filter_size)),
+                  dilation=[1] * layer.n)
+    return config, {"W": layer.W, "b": layer.b}
+
+
+def _describe_dilated_conv(layer, where):
+    config = _conv_common(layer, where)
+    config.update(stride=[1] * layer.n, pad=[[0, 0]] * layer.n,
+                  dilation=_ints(layer.dilation))
+    return config, {"W": layer.W, "b": layer.b}
+
+
+def _describe_transposed_conv(layer, where):
+    from .layers.conv import _pad_pairs
+
+    output_size = layer.output_shape[2:]
+    if any(s is None for s in output_size):
+        raise ExportError(
+            f"{where}: the output's spatial size is not fixed (output shape "
+            f"{layer.output_shape}); a bundle stores it resolved, so give the input fixed "
+            f"spatial sizes or pass output_size as ints")
+    config = _conv_common(layer, where)
+    config.update(stride=_ints(layer.stride),
+                  crop=_pairs(_pad_pairs(layer.crop, layer.filter_size)),
+                  output_size=_ints(output_size))
+    return config, {"W": layer.W, "b": layer.b}
+
+
+def _describe_locally_connected(layer, where):
+    from .layers.conv import _pad_pairs
+
+    config = _conv_common(layer, where)
+    del config["num_groups"]
+    config.update(stride=_ints(layer.stride),
+                  pad=_pairs(_pad_pairs(layer.pad, layer.filter_size)),
+                  channelwise=bool(layer.channelwise))
+    return config, {"W": layer.W, "b": layer.b}
+
+
+_BUNDLE_POOL_MODES = ("max", "average_inc_pad", "average_exc_pad")
+
+
+def _pool_mode(mode, where):
+    if mode not in _BUNDLE_POOL_MODES:
+        raise ExportError(f"{where}: pooling mode {mode!r} cannot be exported; bundles "
+                          f"support the modes {', '.join(_BUNDLE_POOL_MODES)}")
+    return mode
+
+
+def _describe_pool(layer, where):
+    return {"pool_size": _ints(layer.pool_size), "stride": _ints(layer.stride),
+            "pad": _ints(layer.pad), "ignore_border": bool(layer.ignore_border),
+            "mode": _pool_mode(layer.mode, where)}, {}
+
+
+_POOL_FUNCTIONS = [(T.mean, "mean"), (T.max, "max"), (T.min, "min"), (T.sum, "sum")]
+
+
+def _pool_function_spec(fn, where):
+    for known, name in _POOL_FUNCTIONS:
+        if fn is known:
+            return name
+    names = ", ".join(f"T.{n}" for _, n in _POOL_FUNCTIONS)
+    raise ExportError(f"{where}: pool_function {_describe_callable(fn)!r} cannot be "
+                      f"exported; supported pool functions are {names}")
+
+
+def _describe_global_pool(layer, where):
+    return {"pool_function": _pool_function_spec(layer.pool_function, where)}, {}
+
+
+def _describe_upscale(layer, where):
+    return {"scale_factor": _ints(layer.scale_factor), "mode": layer.mode}, {}
+
+
+def _feature_axis(layer):
+    return int(layer.axis) % len(layer.input_shape)
+
+
+def _describe_feature_pool(layer, where):
+    return {"pool_size": int(layer.pool_size), "axis": _feature_axis(layer),
+            "pool_function": _pool_function_spec(layer.pool_function, where)}, {}
+
+
+def _describe_feature_wta(layer, where):
+    return {"pool_size": int(layer.pool_size), "axis": _feature_axis(layer)}, {}
+
+
+def _describe_spp(layer, where):
+    if layer.implementation != "fast":
+        raise ExportError(f"{where}: implementation={layer.implementation!r} cannot be "
+                          f"exported; bundles store the 'fast' implementation")
+    return {"pool_dims": _ints(layer.pool_dims), "mode": _pool_mode(layer.mode, where)}, {}
+
+
+def _describe_batch_norm(layer, where):
+    # Folded: y = x * scale + shift, computed in float64 from the evaluated parameters.
+    def value(param, default):
+        if param is None:
+            return default
+        return _evaluate(param, "float64", f"{where} parameter").astype(np.float64)
+
+    mean = value(layer.mean, None)
+    inv_std = value(layer.inv_std, None)
+    gamma = value(layer.gamma, 1.0)
+    beta = value(layer.beta, 0.0)
+    scale = np.broadcast_to(gamma * inv_std, mean.shape)
+    shift = np.broadcast_to(beta - mean * scale, mean.shape)
+    dtype = pytensor.config.floatX
+    # np.array copies the broadcast views into C-ordered floatX arrays (0-d when every
+    # axis is normalized)
+    return ({"axes": [int(a) for a in layer.axes]},
+            {"scale": T.constant(np.array(scale, dtype=dtype, order="C")),
+             "shift": T.constant(np.array(shift, dtype=dtype, order="C"))})
+
+
+def _describe_lrn(layer, where):
+    return {"alpha": float(layer.alpha), "k": float(layer.k), "beta": float(layer.beta),
+            "n": int(layer.n)}, {}
+
+
+def _describe_standardization(layer, where):
+    return {"axes": [int(a) for a in layer.axes], "epsilon": float(layer.epsilon)}, {}
+
+
 _DESCRIBERS = {
     "InputLayer": _describe_input,
     "DenseLayer": _describe_dense,
@@ -278,6 +425,29 @@ _DESCRIBERS = {
     "ConcatLayer": _describe_concat,
     "ElemwiseSumLayer": _describe_sum,
     "ElemwiseMergeLayer": _describe_merge,
+    "Conv1DLayer": _describe_conv,
+    "Conv2DLayer": _describe_conv,
+    "Conv3DLayer": _describe_conv,
+    "DilatedConv2DLayer": _describe_dilated_conv,
+    "TransposedConv2DLayer": _describe_transposed_conv,
+    "TransposedConv3DLayer": _describe_transposed_conv,
+    "LocallyConnected2DLayer": _describe_locally_connected,
+    "Pool1DLayer": _describe_pool,
+    "Pool2DLayer": _describe_pool,
+    "Pool3DLayer": _describe_pool,
+    "MaxPool1DLayer": _describe_pool,
+    "MaxPool2DLayer": _describe_pool,
+    "MaxPool3DLayer": _describe_pool,
+    "GlobalPoolLayer": _describe_global_pool,
+    "Upscale1DLayer": _describe_upscale,
+    "Upscale2DLayer": _describe_upscale,
+    "Upscale3DLayer": _describe_upscale,
+    "FeaturePoolLayer": _describe_feature_pool,
+    "FeatureWTALayer": _describe_feature_wta,
+    "SpatialPyramidPoolingLayer": _describe_spp,
+    "BatchNormLayer": _describe_batch_norm,
+    "LocalResponseNormalization2DLayer": _describe_lrn,
+    "StandardizationLayer": _describe_standardization,
 }
 
 
@@ -313,7 +483,8 @@ def _evaluate(expr, dtype, where):
                           "real numeric array")
     if value.dtype.kind == "f":
         value = value.astype(dtype, copy=False)
-    return np.ascontiguousarray(value)
+    # np.asarray(order="C"), not np.ascontiguousarray, which makes 0-d arrays 1-d
+    return np.asarray(value, order="C")
 
 
 def _array_key(layer_name, param_name, used):

@@ -10,11 +10,22 @@ from .special import BiasLayer, ExpressionLayer, NonlinearityLayer, ScaleLayer
 from .noise import DropoutLayer, GaussianNoiseLayer
 from .shape import DimshuffleLayer, FlattenLayer, PadLayer, ReshapeLayer, SliceLayer
 from .merge import ConcatLayer, ElemwiseMergeLayer, ElemwiseSumLayer
+from .conv import (Conv1DLayer, Conv2DLayer, Conv3DLayer, DilatedConv2DLayer,
+                   LocallyConnected2DLayer, TransposedConv2DLayer, TransposedConv3DLayer)
+from .pool import (FeaturePoolLayer, FeatureWTALayer, GlobalPoolLayer, MaxPool1DLayer,
+                   MaxPool2DLayer, MaxPool3DLayer, Pool1DLayer, Pool2DLayer, Pool3DLayer,
+                   SpatialPyramidPoolingLayer, Upscale1DLayer, Upscale2DLayer, Upscale3DLayer)
+from .normalization import BatchNormLayer, LocalResponseNormalization2DLayer, StandardizationLayer
 
 __all__ = [
     "Layer", "register", "layer_class", "known_types",
     "InputLayer", "DenseLayer", "NINLayer", "NonlinearityLayer", "ExpressionLayer",
     "BiasLayer", "ScaleLayer", "DropoutLayer", "GaussianNoiseLayer", "FlattenLayer",
     "ReshapeLayer", "DimshuffleLayer", "SliceLayer", "PadLayer", "ConcatLayer",
-    "ElemwiseSumLayer", "ElemwiseMergeLayer",
+    "ElemwiseSumLayer", "ElemwiseMergeLayer", "Conv1DLayer", "Conv2DLayer", "Conv3DLayer",
+    "DilatedConv2DLayer", "TransposedConv2DLayer", "TransposedConv3DLayer",
+    "LocallyConnected2DLayer", "Pool1DLayer", "Pool2DLayer", "Pool3DLayer", "MaxPool1DLayer",
+    "MaxPool2DLayer", "MaxPool3DLayer", "GlobalPoolLayer", "Upscale1DLayer", "Upscale2DLayer",
+    "Upscale3DLayer", "FeaturePoolLayer", "FeatureWTALayer", "SpatialPyramidPoolingLayer",
+    "BatchNormLayer", "LocalResponseNormalization2DLayer", "StandardizationLayer",
 ]

@@ -3,7 +3,8 @@ from types import MappingProxyType
 
 from ..errors import BundleError
 
-__all__ = ["Layer", "register", "layer_class", "known_types", "check", "is_int"]
+__all__ = ["Layer", "register", "layer_class", "known_types", "check", "is_int", "int_list",
+           "is_number"]
 
 _REGISTRY = {}
 
@@ -39,6 +40,21 @@ def is_int(value, minimum=None):
     """Whether ``value`` is an int (not a bool), and at least ``minimum`` if given."""
     ok = isinstance(value, int) and not isinstance(value, bool)
     return ok and (minimum is None or value >= minimum)
+
+
+def int_list(value, length, minimum, what):
+    """``value`` (a JSON list of ``length`` ints >= ``minimum``) as a tuple, or
+    :class:`BundleError` naming ``what``."""
+    check(isinstance(value, list) and len(value) == length
+          and all(is_int(v, minimum) for v in value),
+          f"{what} must be a list of {length} int(s) >= {minimum}, got {value!r}")
+    return tuple(value)
+
+
+def is_number(value):
+    """Whether ``value`` is a finite int or float (not a bool)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and abs(value) < float("inf"))
 
 
 class Layer:

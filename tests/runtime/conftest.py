@@ -20,3 +20,13 @@ def make_bundle(tmp_path):
         return builder.write(tmp_path / (name or f"bundle{next(count)}.npz"))
 
     return write
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernel_backend(request, monkeypatch):
+    """Run the test once with each kernel implementation (FORGE_KERNELS); the numba run
+    is skipped when numba is not installed."""
+    if request.param == "numba":
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+    monkeypatch.setenv("FORGE_KERNELS", request.param)
+    return request.param

@@ -4,7 +4,9 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "runtime"
 
 #: Non-blank lines (docstrings included) in runtime/, not counting runtime/kernels/.
-CORE_BUDGET = 1500
+#: 1500 for the first 17 layer types; raised to 1750 when the 23 convolution, pooling and
+#: normalization types came (about 400 lines: layers/conv.py, pool.py, normalization.py).
+CORE_BUDGET = 1750
 
 
 def non_blank_lines(path):

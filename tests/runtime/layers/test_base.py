@@ -12,7 +12,12 @@ CONTRACT_TYPES = {
     "InputLayer", "DenseLayer", "NINLayer", "NonlinearityLayer", "BiasLayer", "ScaleLayer",
     "ExpressionLayer", "DropoutLayer", "GaussianNoiseLayer", "FlattenLayer", "ReshapeLayer",
     "DimshuffleLayer", "SliceLayer", "PadLayer", "ConcatLayer", "ElemwiseSumLayer",
-    "ElemwiseMergeLayer",
+    "ElemwiseMergeLayer", "Conv1DLayer", "Conv2DLayer", "Conv3DLayer", "DilatedConv2DLayer",
+    "TransposedConv2DLayer", "TransposedConv3DLayer", "LocallyConnected2DLayer", "Pool1DLayer",
+    "Pool2DLayer", "Pool3DLayer", "MaxPool1DLayer", "MaxPool2DLayer", "MaxPool3DLayer",
+    "GlobalPoolLayer", "Upscale1DLayer", "Upscale2DLayer", "Upscale3DLayer", "FeaturePoolLayer",
+    "FeatureWTALayer", "SpatialPyramidPoolingLayer", "BatchNormLayer",
+    "LocalResponseNormalization2DLayer", "StandardizationLayer",
 }
 
 
@@ -23,9 +28,9 @@ def test_every_contract_type_is_registered():
 
 
 def test_unknown_type_names_it_and_the_known_ones():
-    with pytest.raises(BundleError, match=r"unknown layer type 'Conv2DLayer'; this runtime "
-                                          r"knows BiasLayer, ConcatLayer, DenseLayer"):
-        layer_class("Conv2DLayer")
+    with pytest.raises(BundleError, match=r"unknown layer type 'LSTMLayer'; this runtime "
+                                          r"knows BatchNormLayer, BiasLayer, ConcatLayer"):
+        layer_class("LSTMLayer")
 
 
 def test_registering_a_second_class_under_a_taken_name_fails():

@@ -1,0 +1,230 @@
+"""JAX implementations of the ops, for ``mode="JAX"`` (forge's GPU path).
+
+Convolutions go to ``lax.conv_general_dilated`` (``feature_group_count`` for groups)
+and its ``jax.vjp``; pooling to ``lax.reduce_window`` on an input padded exactly as
+the numpy kernels pad it, so the two paths agree on every setting. The max pooling
+gradient is written out rather than left to ``jax.vjp``, whose tie-breaking differs
+from Theano's (every tied maximum gets the gradient).
+
+jax is imported inside the functions: this module is only loaded once PyTensor's JAX
+backend is (see ``_backends``).
+"""
+import itertools
+
+import numpy as np
+
+from . import _kernels
+from .conv import Corr, CorrGradInputs, CorrGradWeights
+from .pool import AveragePoolGrad, MaxPoolGrad, MaxPoolGradGrad, Pool
+
+__all__ = ["register"]
+
+
+def _dimension_numbers(nd):
+    spatial = "DHW"[3 - nd:]
+    return ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+
+
+def _corr_fn(op):
+    from jax import lax
+
+    stride, pad, dilation, num_groups = op.settings
+    numbers = _dimension_numbers(op.nd)
+
+    def corr(x, w):
+        return lax.conv_general_dilated(
+            x, w, window_strides=stride, padding=pad, rhs_dilation=dilation,
+            dimension_numbers=numbers, feature_group_count=num_groups)
+
+    return corr
+
+
+def _concrete_sizes(sizes, static, op, role):
+    """Python ints for the size inputs: JAX needs concrete shapes."""
+    values = []
+    for size, known in zip(sizes, static):
+        if known is not None:
+            values.append(known)
+            continue
+        try:
+            values.append(int(size))
+        except TypeError as exc:  # a tracer: computed inside the jitted graph
+            raise NotImplementedError(
+                f"{type(op).__name__} on the JAX backend needs the {role} sizes as "
+                f"ints, constants or shapes of other arrays (Shape_i), so that they "
+                f"are known when tracing; got one computed in the graph"
+            ) from exc
+    return tuple(values)
+
+
+def _funcify_corr(op, node=None, **kwargs):
+    return _corr_fn(op)
+
+
+def _funcify_corr_grad_inputs(op, node, **kwargs):
+    import jax
+    import jax.numpy as jnp
+
+    corr = _corr_fn(op)
+    static = node.outputs[0].type.shape[2:]
+
+    def corr_grad_inputs(w, dy, *sizes):
+        size = _concrete_sizes(sizes, static, op, "input")
+        x = jnp.zeros((dy.shape[0], w.shape[1] * op.num_groups) + size, dtype=dy.dtype)
+        _, pullback = jax.vjp(lambda x: corr(x, w), x)
+        return pullback(dy)[0]
+
+    return corr_grad_inputs
+
+
+def _funcify_corr_grad_weights(op, node, **kwargs):
+    import jax
+    import jax.numpy as jnp
+
+    corr = _corr_fn(op)
+    static = node.outputs[0].type.shape[2:]
+
+    def corr_grad_weights(x, dy, *sizes):
+        size = _concrete_sizes(sizes, static, op, "filter")
+        w = jnp.zeros((dy.shape[1], x.shape[1] // op.num_groups) + size, dtype=dy.dtype)
+        _, pullback = jax.vjp(lambda w: corr(x, w), w)
+        return pullback(dy)[0]
+
+    return corr_grad_weights
+
+
+# -------------------------------------------------------------------- pooling
+
+def _geometry(shape, op):
+    """Output lengths and window span along the pooled axes of ``shape``."""
+    pool_size, stride, pad, ignore_border = op.settings
+    spatial = shape[-op.nd:]
+    out = tuple(_kernels.pool_output_length(n, k, s, p, ignore_border)
+                for n, k, s, p in zip(spatial, pool_size, stride, pad))
+    return spatial, out, _kernels.pool_span(out, pool_size, stride)
+
+
+def _to_span(x, spatial, span, pad, fill):
+    """``x`` placed at offset ``pad`` in an extent of ``span``, as in the kernels."""
+    from jax import lax
+
+    lead = [(0, 0, 0)] * (x.ndim - len(span))
+    # A negative high padding crops what no window reaches.
+    config = lead + [(p, s - p - n, 0) for n, s, p in zip(spatial, span, pad)]
+    return lax.pad(x, np.array(fill, dtype=x.dtype), config)
+
+
+def _from_span(xp, spatial, span, pad):
+    """The inverse placement: crop the padding, zero-fill what the span missed."""
+    from jax import lax
+
+    lead = [(0, 0, 0)] * (xp.ndim - len(span))
+    config = lead + [(-p, p + n - s, 0) for n, s, p in zip(spatial, span, pad)]
+    return lax.pad(xp, np.array(0, dtype=xp.dtype), config)
+
+
+def _window_views(xp, out, op):
+    """Yield ``(offsets, strided slice)`` for every offset inside a window."""
+    from jax import lax
+
+    lead = xp.ndim - op.nd
+    for k in itertools.product(*(range(n) for n in op.pool_size)):
+        start = (0,) * lead + k
+        limit = xp.shape[:lead] + tuple(
+            o + s * (n - 1) + 1 for o, s, n in zip(k, op.stride, out))
+        yield k, lax.slice(xp, start, limit, (1,) * lead + op.stride)
+
+
+def _scatter_window(values, k, span, out, op):
+    """The transpose of one strided slice: ``values`` spread back into the span."""
+    from jax import lax
+
+    lead = [(0, 0, 0)] * (values.ndim - op.nd)
+    config = lead + [(o, sp - o - s * (n - 1) - 1, s - 1)
+                     for o, sp, s, n in zip(k, span, op.stride, out)]
+    return lax.pad(values, np.array(0, dtype=values.dtype), config)
+
+
+def _pool_fn(op, mode):
+    import jax.numpy as jnp
+    from jax import lax
+
+    pool_size, stride, pad, _ = op.settings
+
+    def pool(x):
+        spatial, out, span = _geometry(x.shape, op)
+        lead_shape = x.shape[:-op.nd]
+        if 0 in out:
+            return jnp.zeros(lead_shape + out, dtype=x.dtype)
+        fill = _kernels.pool_fill_value(mode, x.dtype)
+        xp = _to_span(x, spatial, span, pad, fill)
+        ones = (1,) * len(lead_shape)
+        reducer = lax.max if mode == "max" else lax.add
+        y = lax.reduce_window(xp, np.array(fill, dtype=x.dtype), reducer,
+                              ones + pool_size, ones + stride, "VALID")
+        divisor = _kernels.pool_divisor(spatial, out, pool_size, stride, pad, mode, x.dtype)
+        return y if divisor is None else y / divisor
+
+    return pool
+
+
+def _funcify_pool(op, node=None, **kwargs):
+    return _pool_fn(op, op.mode)
+
+
+def _funcify_average_pool_grad(op, node=None, **kwargs):
+    import jax
+
+    pool = _pool_fn(op, op.mode)
+
+    def average_pool_grad(x, dy):
+        return jax.vjp(pool, x)[1](dy)[0]
+
+    return average_pool_grad
+
+
+def _funcify_max_pool_grad(op, node=None, **kwargs):
+    import jax.numpy as jnp
+
+    def max_pool_grad(x, y, dy):
+        spatial, out, span = _geometry(x.shape, op)
+        if 0 in out:
+            return jnp.zeros_like(x)
+        xp = _to_span(x, spatial, span, op.pad, _kernels.pool_fill_value("max", x.dtype))
+        dxp = None
+        for k, view in _window_views(xp, out, op):
+            part = _scatter_window(jnp.where(view == y, dy, 0), k, span, out, op)
+            dxp = part if dxp is None else dxp + part
+        return _from_span(dxp, spatial, span, op.pad)
+
+    return max_pool_grad
+
+
+def _funcify_max_pool_grad_grad(op, node=None, **kwargs):
+    import jax.numpy as jnp
+
+    def max_pool_grad_grad(x, y, ggx):
+        spatial, out, span = _geometry(x.shape, op)
+        if 0 in out:
+            return jnp.zeros_like(y)
+        xp = _to_span(x, spatial, span, op.pad, _kernels.pool_fill_value("max", x.dtype))
+        gp = _to_span(ggx, spatial, span, op.pad, 0)
+        views = dict(_window_views(gp, out, op))
+        acc = None
+        for k, view in _window_views(xp, out, op):
+            part = jnp.where(view == y, views[k], 0)
+            acc = part if acc is None else acc + part
+        return acc
+
+    return max_pool_grad_grad
+
+
+def register(jax_funcify):
+    """Register every op's JAX implementation with PyTensor's ``jax_funcify``."""
+    jax_funcify.register(Corr)(_funcify_corr)
+    jax_funcify.register(CorrGradInputs)(_funcify_corr_grad_inputs)
+    jax_funcify.register(CorrGradWeights)(_funcify_corr_grad_weights)
+    jax_funcify.register(Pool)(_funcify_pool)
+    jax_funcify.register(MaxPoolGrad)(_funcify_max_pool_grad)
+    jax_funcify.register(AveragePoolGrad)(_funcify_average_pool_grad)
+    jax_funcify.register(MaxPoolGradGrad)(_funcify_max_pool_grad_grad)

@@ -1,0 +1,133 @@
+"""runtime.kernels._numba against the numpy reference, on the same generated cases."""
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.kernels import _numpy
+from runtime.nonlinearities import get_nonlinearity
+
+from .cases import TOLERANCE, arrays, conv_cases, pool_cases
+
+numba = pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+
+from runtime.kernels import _numba  # noqa: E402  (after the skip)
+
+FUSED = [None, {"name": "linear"}, {"name": "rectify"},
+         {"name": "leaky_rectify", "leakiness": 0.2}]
+NOT_FUSED = [{"name": "tanh"}, {"name": "softmax"}]
+
+
+def check(got, expected):
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, **TOLERANCE[expected.dtype.name])
+
+
+def test_offers_every_kernel_the_numpy_module_offers():
+    assert _numba.__all__ == _numpy.__all__
+    for name in _numpy.__all__:
+        assert callable(getattr(_numba, name))
+    assert {name for name in _numpy.__all__
+            if getattr(_numba, name) is not getattr(_numpy, name)} == set(_numba.ACCELERATED)
+
+
+class TestConv:
+    @settings(max_examples=60, deadline=None)
+    @given(case=conv_cases(), nonlinearity=st.sampled_from(FUSED + NOT_FUSED),
+           chunk_bytes=st.sampled_from([1, 4 * 2**20]))
+    def test_matches_numpy(self, case, nonlinearity, chunk_bytes):
+        f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
+        before = case["x"].copy()
+        original, _numba.CHUNK_BYTES = _numba.CHUNK_BYTES, chunk_bytes  # 1: an item a chunk
+        try:
+            got = _numba.conv(**case, nonlinearity=f)
+        finally:
+            _numba.CHUNK_BYTES = original
+        check(got, _numpy.conv(**case, nonlinearity=f))
+        np.testing.assert_array_equal(case["x"], before)
+
+    def test_takes_non_contiguous_inputs(self):
+        x, W, b = arrays(0, "float32", (3, 4, 9, 8), (5, 4, 3, 3), (5,))
+        view = x[:, :, ::2, ::-1]
+        check(_numba.conv(view, W, b, pad=((1, 1), (0, 2))),
+              _numpy.conv(view, W, b, pad=((1, 1), (0, 2))))
+
+    def test_other_dtypes_and_ranks_go_to_numpy(self):
+        x, W = np.ones((1, 2, 3)), np.ones((1, 2, 2), np.float32)  # mixed float64/float32
+        check(_numba.conv(x, W), _numpy.conv(x, W))
+        x, W = np.ones((1, 1, 2, 2, 2, 2)), np.ones((1, 1, 1, 1, 1, 2))  # 4 spatial axes
+        check(_numba.conv(x, W), _numpy.conv(x, W))
+
+    def test_refuses_what_numpy_refuses(self):
+        with pytest.raises(ValueError, match="need 2 input channels"):
+            _numba.conv(np.zeros((1, 3, 5, 5)), np.zeros((2, 2, 3, 3)))
+
+    def test_empty_batch(self):
+        y = _numba.conv(np.zeros((0, 2, 5, 5), np.float32), np.zeros((3, 2, 3, 3), np.float32))
+        assert y.shape == (0, 3, 3, 3)
+
+
+class TestPool:
+    @settings(max_examples=80, deadline=None)
+    @given(case=pool_cases())
+    def test_matches_numpy(self, case):
+        check(_numba.pool(*case), _numpy.pool(*case))
+
+    def test_nan_wins_a_max_as_in_numpy(self):
+        x = np.array([[1.0, np.nan, 3.0, 4.0]], np.float32)
+        np.testing.assert_array_equal(_numba.pool(x, (2,)), _numpy.pool(x, (2,)))
+
+    @settings(max_examples=15, deadline=None)
+    @given(h=st.integers(4, 9), w=st.integers(4, 9), seed=st.integers(0, 99),
+           dims=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+           mode=st.sampled_from(_numpy.POOL_MODES))
+    def test_spatial_pyramid_pool(self, h, w, seed, dims, mode):
+        x, = arrays(seed, "float32", (2, 3, h, w))
+        check(_numba.spatial_pyramid_pool(x, dims, mode),
+              _numpy.spatial_pyramid_pool(x, dims, mode))
+
+
+class TestCompilation:
+    def test_every_kernel_is_compiled_with_the_one_set_of_flags(self):
+        _numba.load()
+        kernels = [getattr(_numba, name) for name in _numba._KERNELS]
+        assert kernels and all(isinstance(k, numba.core.dispatcher.Dispatcher) for k in kernels)
+        flags = {k: v for k, v in _numba.JIT_FLAGS.items() if k != "cache"}
+        for kernel in kernels:
+            assert kernel.targetoptions == dict(flags, nopython=True)
+            assert type(kernel._cache).__name__ == "FunctionCache"  # cache=True
+        assert _numba.JIT_FLAGS["cache"] is True
+        assert not _numba.JIT_FLAGS.get("parallel", False)
+
+    def test_warm_cache_compiles_every_kernel(self):
+        assert _numba.warm_cache() >= 0
+        inlined = {"_valid_range", "_combine"}  # compiled into the kernels that call them
+        for name in set(_numba._KERNELS) - inlined:
+            assert getattr(_numba, name).signatures, f"{name} has no compiled signature"
+
+    def test_no_numba_thread_pool_starts(self):
+        """Single-threaded kernels on purpose: numba's threads (``parallel=True``) next to
+        OpenBLAS's make the two pools fight over the cores (0.1 ms calls became 20 ms on
+        a 2-core machine). numba starts its pool on the first parallel call, and
+        ``numba.threading_layer()`` raises until then."""
+        script = textwrap.dedent("""
+            import numpy as np, numba
+            from runtime.kernels import _numba
+            _numba.warm_cache()
+            x = np.ones((2, 3, 8, 8), np.float32)
+            _numba.pool(_numba.conv(x, np.ones((4, 3, 3, 3), np.float32)), (2, 2))
+            try:
+                numba.threading_layer()
+            except ValueError:
+                print("no thread pool")
+            else:
+                print("thread pool started")
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=120, cwd=pathlib.Path(__file__).resolve().parents[3])
+        assert result.stdout.strip() == "no thread pool", result.stderr

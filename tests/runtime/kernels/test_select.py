@@ -1,0 +1,109 @@
+"""FORGE_KERNELS picks the convolution and pooling kernels, and numba is imported only
+when a layer that uses them is built."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime import kernels
+from runtime.kernels import _numba, _numpy
+
+from ..helpers import BundleBuilder
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def conv_builder():
+    b = BundleBuilder()
+    x = b.input("x", [None, 1, 5, 5])
+    b.layer("Conv2DLayer", [x], {
+        "num_filters": 2, "filter_size": [3, 3], "stride": [1, 1], "pad": [[0, 0], [0, 0]],
+        "dilation": [1, 1], "num_groups": 1, "untie_biases": False, "flip_filters": True,
+        "nonlinearity": {"name": "rectify"}}, {"W": np.ones((2, 1, 3, 3), np.float32),
+                                               "b": None}, shape=[None, 2, 3, 3], name="conv")
+    return b
+
+
+def block_numba(monkeypatch):
+    """Make ``import numba`` fail and ``find_spec('numba')`` return None, as when it is
+    not installed."""
+    monkeypatch.setitem(sys.modules, "numba", None)
+
+
+class TestSelect:
+    @pytest.mark.parametrize("value", ["numpy", " NumPy "])
+    def test_numpy_when_asked(self, monkeypatch, value):
+        monkeypatch.setenv("FORGE_KERNELS", value)
+        assert kernels.select() is _numpy
+
+    def test_auto_without_numba_is_numpy(self, monkeypatch):
+        monkeypatch.delenv("FORGE_KERNELS", raising=False)
+        block_numba(monkeypatch)
+        assert not kernels.numba_installed()
+        assert kernels.select() is _numpy
+
+    def test_numba_without_numba_says_what_to_install(self, monkeypatch):
+        monkeypatch.setenv("FORGE_KERNELS", "numba")
+        block_numba(monkeypatch)
+        with pytest.raises(ImportError, match=r"numba is not installed: pip install "
+                                              r"'forge-nn\[fast\]'"):
+            kernels.select()
+
+    def test_loading_a_conv_model_then_fails_with_that_message(self, monkeypatch, tmp_path):
+        path = conv_builder().write(tmp_path / "conv.npz")
+        monkeypatch.setenv("FORGE_KERNELS", "numba")
+        block_numba(monkeypatch)
+        with pytest.raises(ImportError, match=r"forge-nn\[fast\]"):
+            runtime.load(path)
+
+    def test_refuses_an_unknown_value(self, monkeypatch):
+        monkeypatch.setenv("FORGE_KERNELS", "fast")
+        with pytest.raises(RuntimeError, match="FORGE_KERNELS='fast' is not one of auto, "
+                                               "numpy, numba"):
+            kernels.select()
+
+    @pytest.mark.parametrize("value", ["", "auto", "numba"])
+    def test_numba_when_installed(self, monkeypatch, value):
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        monkeypatch.setenv("FORGE_KERNELS", value)
+        assert kernels.select() is _numba
+
+    def test_auto_falls_back_with_a_warning_when_numba_will_not_import(self, monkeypatch):
+        monkeypatch.delenv("FORGE_KERNELS", raising=False)
+        monkeypatch.setattr(kernels, "numba_installed", lambda: True)
+        monkeypatch.setattr(kernels, "_auto_failed", threading.Event())
+        monkeypatch.setattr(_numba, "_loaded", False)
+        block_numba(monkeypatch)
+        with pytest.warns(RuntimeWarning, match="running convolution and pooling with numpy"):
+            assert kernels.select() is _numpy
+        assert kernels.select() is _numpy  # and does not try again
+
+
+def modules_after(code, **env):
+    """Top-level modules a fresh interpreter has loaded after running ``code``."""
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONSTARTUP", "FORGE_KERNELS")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env=dict(environ, **env))
+    assert result.returncode == 0, result.stderr
+    return {m.split(".")[0] for m in json.loads(result.stdout.strip().splitlines()[-1])}
+
+
+class TestNumbaLoadsLazily:
+    def test_not_on_import(self):
+        assert "numba" not in modules_after("import runtime, runtime.kernels, runtime.layers")
+
+    @pytest.mark.parametrize("value, loaded", [("numpy", False), ("auto", True)])
+    def test_on_loading_a_model_with_convolutions(self, tmp_path, value, loaded):
+        if loaded:
+            pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        path = conv_builder().write(tmp_path / "conv.npz")
+        code = (f"import runtime, numpy as np\nm = runtime.load({str(path)!r})\n"
+                "m(np.ones((1, 1, 5, 5)))")
+        assert ("numba" in modules_after(code, FORGE_KERNELS=value)) is loaded
