@@ -96,6 +96,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m forge.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--output", default="out/digits.npz", help="bundle path (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--mode", default=None,
+                        help="PyTensor mode for training: NUMBA (PyTensor's default), JAX "
+                             "(the GPU path), CVM, FAST_COMPILE (default: PyTensor's configured mode)")
     parser.add_argument("--no-serve", action="store_true", help="stop after the export")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -105,7 +108,7 @@ def main(argv=None):
     print(f"digits: {len(X_train)} training and {len(X_test)} held-out images of 8x8 pixels")
     network = build_network()
     started = time.perf_counter()
-    eval_fn = train(network, X_train, y_train, epochs=args.epochs)
+    eval_fn = train(network, X_train, y_train, epochs=args.epochs, mode=args.mode)
     acc = accuracy(eval_fn, X_test, y_test)
     print(f"held-out accuracy: {acc:.2%} ({time.perf_counter() - started:.1f} s including compilation)")
 

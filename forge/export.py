@@ -21,6 +21,8 @@ import tempfile
 import numpy as np
 import pytensor
 import pytensor.tensor as T
+from pytensor.graph.replace import clone_replace
+from pytensor.graph.traversal import graph_inputs
 
 from . import nonlinearities as nl
 from .layers import get_all_layers, get_output
@@ -511,12 +513,26 @@ def _random_feeds(input_layers, names, batch_size, seed):
     return feeds
 
 
+def _with_numpy_storage(exprs):
+    """``exprs`` with every shared variable whose value is not a numpy array (e.g. a JAX
+    array after training on the JAX backend) replaced by a numpy-backed copy, so the
+    check compiles on any backend without touching the user's variables."""
+    replace = {}
+    for var in graph_inputs(exprs):
+        if isinstance(var, pytensor.compile.SharedVariable):
+            value = var.get_value(borrow=True)
+            if not isinstance(value, np.ndarray):
+                replace[var] = pytensor.shared(np.asarray(value), name=var.name,
+                                               shape=var.type.shape)
+    return clone_replace(exprs, replace) if replace else exprs
+
+
 def _parity(outputs, input_layers, names, path, batch_size, seed, mode):
     """Run forge and the runtime on the same input; return the error summary."""
     import runtime
 
     feeds = _random_feeds(input_layers, names, batch_size, seed)
-    exprs = get_output(outputs, deterministic=True)
+    exprs = _with_numpy_storage(get_output(outputs, deterministic=True))
     fn = pytensor.function([lay.input_var for lay in input_layers], exprs, mode=mode,
                            on_unused_input="ignore")
     expected = fn(*[feeds[names[lay]] for lay in input_layers])

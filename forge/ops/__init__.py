@@ -1,10 +1,11 @@
 """Fused PyTensor ops for the layers PyTensor 3 has no ops for: convolution, pooling.
 
 Theano's ``tensor.nnet.conv`` and ``tensor.signal.pool`` are gone from PyTensor, and
-building a convolution out of strided slices makes graphs that the Numba backend takes
-minutes to compile. Each function here is one node instead, with a numpy
-implementation (``perform``), a JAX one (``mode="JAX"``), and gradients made of the
-same kinds of node.
+a convolution built from strided slices is a graph of one node per filter tap, for the
+forward pass and again for every gradient. Each function here is one node instead,
+with a numpy implementation (``perform``, used by the C/VM linkers and, through object
+mode, by Numba), a JAX one (``mode="JAX"``), and gradients made of the same kinds of
+node.
 
 Functions
 ---------

@@ -3,11 +3,11 @@ import numbers
 
 import numpy as np
 
-_int_types = (numbers.Integral, np.integer)
+INT_TYPES = (numbers.Integral, np.integer)
 
 
-def _is_int(value):
-    return isinstance(value, _int_types) and not isinstance(value, bool)
+def is_int(value):
+    return isinstance(value, INT_TYPES) and not isinstance(value, bool)
 
 
 def int_tuple(value, nd, name, minimum):
@@ -15,13 +15,13 @@ def int_tuple(value, nd, name, minimum):
 
     A single int stands for the same value on every axis.
     """
-    if _is_int(value):
+    if is_int(value):
         value = (value,) * nd
     try:
         items = tuple(value)
     except TypeError:
         items = None
-    if items is None or len(items) != nd or not all(_is_int(v) for v in items):
+    if items is None or len(items) != nd or not all(is_int(v) for v in items):
         raise ValueError(
             f"{name} must be an int or a tuple of {nd} ints (one per spatial axis), "
             f"got {name}={value!r}"
@@ -38,7 +38,7 @@ def pad_pairs(value, nd, name="pad"):
     A single int pads every side of every axis by that much; an int in place of a
     pair pads both sides of that axis by it.
     """
-    if _is_int(value):
+    if is_int(value):
         value = (value,) * nd
     try:
         items = tuple(value)
@@ -50,19 +50,19 @@ def pad_pairs(value, nd, name="pad"):
         raise ValueError(f"{rule}, got {name}={value!r}")
     pairs = []
     for item in items:
-        if _is_int(item):
+        if is_int(item):
             item = (item, item)
         try:
             pair = tuple(item)
         except TypeError:
             pair = None
-        if pair is None or len(pair) != 2 or not all(_is_int(v) and v >= 0 for v in pair):
+        if pair is None or len(pair) != 2 or not all(is_int(v) and v >= 0 for v in pair):
             raise ValueError(f"{rule}, got {name}={value!r}")
         pairs.append((int(pair[0]), int(pair[1])))
     return tuple(pairs)
 
 
 def positive_int(value, name):
-    if not (_is_int(value) and value > 0):
+    if not (is_int(value) and value > 0):
         raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
     return int(value)

@@ -6,10 +6,11 @@ Every function takes plain numpy arrays and already-validated integer settings
 tests' JAX comparisons, so they are the reference the other backends must match.
 
 Convolutions are computed by im2col: a strided view of every window
-(``sliding_window_view``, stepped by the stride and the dilation) contracted with the
-filters in one ``tensordot`` per group. Pooling loops over the offsets inside a window
-(9 for a 3x3 window) and combines one strided view of the input per offset, so the
-work is a handful of whole-array numpy calls whatever the batch size.
+(``sliding_window_view``, stepped by the stride and the dilation) is copied into a
+matrix and multiplied with the filters, one matrix product per group. Pooling loops
+over the offsets inside a window (9 for a 3x3 window) and combines one strided view
+of the input per offset, so the work is a handful of whole-array numpy calls whatever
+the batch size.
 """
 import itertools
 
@@ -110,7 +111,7 @@ def corr(x, w, stride, pad, dilation, num_groups):
     y = np.empty((batch, num_filters) + out, dtype=np.result_type(x, w))
     for g in range(num_groups):
         cols = _im2col(win[:, g * cg:(g + 1) * cg], nd)
-        part = _matmul(cols, w[g * fg:(g + 1) * fg].reshape(fg, -1).T)  # (B * P, Fg)
+        part = cols @ w[g * fg:(g + 1) * fg].reshape(fg, -1).T  # (B * P, Fg)
         y[:, g * fg:(g + 1) * fg] = np.moveaxis(part.reshape((batch,) + out + (fg,)), -1, 1)
     return y
 
@@ -131,9 +132,7 @@ def corr_grad_weights(x, dy, filter_size, stride, pad, dilation, num_groups):
     for g in range(num_groups):
         cols = _im2col(win[:, g * cg:(g + 1) * cg], nd)
         dy2 = _positions_by_filters(dy[:, g * fg:(g + 1) * fg])
-        # (cols.T @ dy2).T rather than dy2.T @ cols: the same product, and the layout
-        # OpenBLAS handles best for a short, very deep product.
-        dw[g * fg:(g + 1) * fg] = _matmul(cols.T, dy2).T.reshape((fg, cg) + tuple(filter_size))
+        dw[g * fg:(g + 1) * fg] = (dy2.T @ cols).reshape((fg, cg) + tuple(filter_size))
     return dw
 
 
@@ -163,7 +162,7 @@ def corr_grad_inputs(w, dy, input_size, stride, pad, dilation, num_groups):
     for g in range(num_groups):
         dy2 = _positions_by_filters(dy[:, g * fg:(g + 1) * fg])
         # Every window's contribution, (B, *out, Cg, *fs), then scattered back.
-        cols = _matmul(dy2, w[g * fg:(g + 1) * fg].reshape(fg, -1)).reshape(
+        cols = (dy2 @ w[g * fg:(g + 1) * fg].reshape(fg, -1)).reshape(
             (batch,) + tuple(out) + (cg,) + tuple(filter_size))
         target = dxp[:, g * cg:(g + 1) * cg]
         for k in itertools.product(*(range(n) for n in filter_size)):
@@ -314,26 +313,3 @@ def max_pool_grad_grad(x, y, ggx, pool_size, stride, pad, ignore_border):
         acc += np.where(xp[sl] == y, gp[sl], 0)
     return acc
 
-
-def _numpy_matmul(a, b):
-    return a @ b
-
-
-def _as_fortran(m):
-    if m.flags.f_contiguous:
-        return m, 0
-    return np.ascontiguousarray(m).T, 1
-
-
-def _scipy_matmul(a, b):
-    from scipy.linalg import blas
-    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
-        return a @ b
-    gemm = blas.get_blas_funcs("gemm", (a, b))
-    bt, trans_b = _as_fortran(b.T)
-    at, trans_a = _as_fortran(a.T)
-    return gemm(1.0, bt, at, trans_a=trans_b, trans_b=trans_a).T
-
-
-import os
-_matmul = _scipy_matmul if os.environ.get("FORGE_SCIPY_BLAS") else _numpy_matmul

@@ -2,11 +2,12 @@
 
 The numpy kernels already spend their time in BLAS and whole-array numpy calls, so a
 Numba rewrite would gain little and cost seconds of compilation per op. Each op is
-instead called from the compiled graph through ``numba.objmode`` (a jump back into
-Python for the one node), which is what PyTensor's own fallback does; registering it
-explicitly drops the fallback's warning.
+called from the compiled graph through ``numba.objmode`` instead, a jump back into
+Python for that one node, as PyTensor's own fallback does. Registering it explicitly
+drops the fallback's warning and, more importantly, gives PyTensor a cache key: a
+graph with a node that has none is never cached, and is compiled again on every run.
 
-numba is imported inside ``register``: this module is only loaded once PyTensor's
+numba is imported inside the functions: this module is only loaded once PyTensor's
 Numba backend is (see ``_backends``).
 """
 from .conv import Corr, CorrGradInputs, CorrGradWeights
@@ -17,9 +18,16 @@ __all__ = ["register"]
 _OPS = (Corr, CorrGradInputs, CorrGradWeights, Pool, MaxPoolGrad, AveragePoolGrad,
         MaxPoolGradGrad)
 
+#: Part of the cache key: bump it when the generated function changes.
+_CACHE_VERSION = 1
+
 
 def _funcify_perform(op, node, **kwargs):
-    """A jitted function that calls ``op.perform`` in object mode."""
+    """A jitted function that calls ``op.perform`` in object mode.
+
+    Only the op (whose props are the cache key) is captured, not the node: the ops'
+    ``perform`` methods do not use it.
+    """
     import numba
     from pytensor.link.numba.dispatch.basic import get_numba_type, numba_njit
 
@@ -37,11 +45,11 @@ def _funcify_perform(op, node, **kwargs):
             result = call_perform(*inputs)
         return result
 
-    return perform
+    return perform, _CACHE_VERSION
 
 
 def register():
-    """Register every op's object-mode implementation with ``numba_funcify``."""
+    """Register every op's object-mode implementation with PyTensor's Numba backend."""
     from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
     for op_type in _OPS:

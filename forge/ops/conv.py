@@ -29,7 +29,7 @@ from pytensor.tensor.exceptions import NotScalarConstantError
 from pytensor.tensor.shape import Shape_i
 
 from . import _kernels
-from ._args import int_tuple, pad_pairs, positive_int
+from ._args import int_tuple, is_int, pad_pairs, positive_int
 
 __all__ = [
     "conv", "conv_transpose", "conv_output_shape", "Corr", "CorrGradInputs",
@@ -73,6 +73,11 @@ class _CorrOp(Op):
     __props__ = ("stride", "pad", "dilation", "num_groups")
 
     def __init__(self, stride, pad, dilation, num_groups=1):
+        if is_int(stride) or not hasattr(stride, "__len__"):
+            raise ValueError(
+                f"the ops take stride as a tuple with one int per spatial axis (its "
+                f"length sets how many there are), got stride={stride!r}"
+            )
         nd = len(stride)
         self.stride = int_tuple(stride, nd, "stride", 1)
         self.pad = pad_pairs(pad, nd)
@@ -173,7 +178,7 @@ class Corr(_CorrOp):
 
     def pullback(self, inputs, outputs, cotangents):
         x, w = inputs
-        (dy,) = cotangents
+        dy = T.cast(cotangents[0], x.type.dtype)
         dx = CorrGradInputs(*self.settings)(w, dy, *_spatial_shape(x))
         dw = CorrGradWeights(*self.settings)(x, dy, *_spatial_shape(w))
         return [dx, dw]
@@ -223,7 +228,7 @@ class CorrGradInputs(_CorrOp):
 
     def pullback(self, inputs, outputs, cotangents):
         w, dy, *sizes = inputs
-        (g,) = cotangents
+        g = T.cast(cotangents[0], w.type.dtype)
         gw = CorrGradWeights(*self.settings)(g, dy, *_spatial_shape(w))
         gdy = Corr(*self.settings)(g, w)
         return [gw, gdy] + [disconnected_type() for _ in sizes]
@@ -275,7 +280,7 @@ class CorrGradWeights(_CorrOp):
 
     def pullback(self, inputs, outputs, cotangents):
         x, dy, *sizes = inputs
-        (g,) = cotangents
+        g = T.cast(cotangents[0], x.type.dtype)
         gx = CorrGradInputs(*self.settings)(g, dy, *_spatial_shape(x))
         gdy = Corr(*self.settings)(x, g)
         return [gx, gdy] + [disconnected_type() for _ in sizes]
@@ -400,7 +405,7 @@ def conv_transpose(input, filters, output_shape, stride, pad, dilation, num_grou
     static_in = input.type.shape[2:]
     static_w = filters.type.shape[2:]
     for axis, size in enumerate(sizes):
-        if isinstance(size, int) and static_in[axis] is not None:
+        if is_int(size) and static_in[axis] is not None:
             expected = op.out_length(axis, size, static_w[axis])
             if expected is not None and expected != static_in[axis]:
                 raise ValueError(

@@ -124,7 +124,7 @@ class _PoolOp(Op):
         var = T.as_tensor_variable(value)
         if ndim is None and var.type.ndim < self.nd:
             raise TypeError(
-                f"pooling {self.nd} axes needs a {role} of {self.nd} or more "
+                f"pooling {self.nd} axes needs an {role} of {self.nd} or more "
                 f"dimensions, got a {var.type.ndim}-dimensional one ({var.type})"
             )
         if ndim is not None and var.type.ndim != ndim:
@@ -165,7 +165,8 @@ class Pool(_PoolOp):
         return [self.out_shape(shapes[0])]
 
     def pullback(self, inputs, outputs, cotangents):
-        (x,), (y,), (dy,) = inputs, outputs, cotangents
+        (x,), (y,) = inputs, outputs
+        dy = T.cast(cotangents[0], x.type.dtype)
         if self.mode == "max":
             return [MaxPoolGrad(*self.settings)(x, y, dy)]
         return [AveragePoolGrad(*self.settings, mode=self.mode)(x, dy)]
@@ -195,7 +196,7 @@ class MaxPoolGrad(_PoolOp):
 
     def pullback(self, inputs, outputs, cotangents):
         x, y, dy = inputs
-        (g,) = cotangents
+        g = T.cast(cotangents[0], x.type.dtype)
         # The result is piecewise constant in x and y: zero gradient almost everywhere.
         return [T.zeros_like(x), T.zeros_like(y), MaxPoolGradGrad(*self.settings)(x, y, g)]
 
@@ -224,7 +225,7 @@ class MaxPoolGradGrad(_PoolOp):
 
     def pullback(self, inputs, outputs, cotangents):
         x, y, ggx = inputs
-        (h,) = cotangents
+        h = T.cast(cotangents[0], x.type.dtype)
         return [T.zeros_like(x), T.zeros_like(y), MaxPoolGrad(*self.settings)(x, y, h)]
 
 
@@ -255,7 +256,7 @@ class AveragePoolGrad(_PoolOp):
         return [[False], [True]]
 
     def pullback(self, inputs, outputs, cotangents):
-        (g,) = cotangents
+        g = T.cast(cotangents[0], inputs[0].type.dtype)
         # A linear map's transpose's transpose: pooling again.
         return [disconnected_type(), Pool(*self.settings, mode=self.mode)(g)]
 

@@ -244,46 +244,53 @@ def conv(x, W, b=None, stride=None, pad=None, dilation=None, groups=1, nonlinear
 
 
 @_kernel
-def _combine(target, source, average):
-    """``target += source`` (``average``) or ``target = max(target, source)``, NaN winning
-    as in ``np.maximum``; 1-D arrays of one length."""
-    if average:
-        for w in range(target.shape[0]):
-            target[w] += source[w]
-    else:
-        for w in range(target.shape[0]):
-            v = source[w]
-            if v > target[w] or v != v:
-                target[w] = v
-
-
-@_kernel
 def _pool(x, bounds, average, out):
     """Pool ``x`` ``(items, depth, height, width)`` into ``out`` over the windows that
-    ``bounds[axis] = (starts, stops, counts)`` give on each of the 3 axes: the max, or
-    the sum divided by the counts' product. For each output row, the window's rows are
-    first combined elementwise into ``line``; then each output reduces its span of it."""
-    line = np.empty(x.shape[3], x.dtype)
+    ``bounds[axis] = (starts, stops, counts)`` give on each of the 3 axes: the max (NaN
+    winning, as in ``np.max``), or the sum divided by the counts' product.
+
+    Separable, so that the long loops vectorize: for each output row, the window's input
+    rows are first combined column by column into ``line`` (with ``nans`` counting the
+    NaNs of each column), then each output reduces its span of ``line``.
+    """
+    width = x.shape[3]
+    line = np.empty(width, x.dtype)
+    nans = np.empty(width, np.int64)
     for m in range(x.shape[0]):
         for i in range(out.shape[1]):
             for j in range(out.shape[2]):
-                line[:] = x[m, bounds[0, 0, i], bounds[1, 0, j]]
+                first = True
                 for a in range(bounds[0, 0, i], bounds[0, 1, i]):
                     for b in range(bounds[1, 0, j], bounds[1, 1, j]):
-                        if a != bounds[0, 0, i] or b != bounds[1, 0, j]:
-                            _combine(line, x[m, a, b], average)
+                        row = x[m, a, b]
+                        if first:
+                            for w in range(width):
+                                line[w] = row[w]
+                                nans[w] = row[w] != row[w]
+                            first = False
+                        elif average:
+                            for w in range(width):
+                                line[w] += row[w]
+                        else:
+                            for w in range(width):
+                                v, t = row[w], line[w]
+                                line[w] = v if v > t else t
+                                nans[w] += v != v
                 target = out[m, i, j]
                 for l in range(out.shape[3]):
-                    best = line[bounds[2, 0, l]]
-                    for c in range(bounds[2, 0, l] + 1, bounds[2, 1, l]):
+                    start, stop = bounds[2, 0, l], bounds[2, 1, l]
+                    best, bad = line[start], nans[start]
+                    for c in range(start + 1, stop):
                         v = line[c]
                         if average:
                             best += v
-                        elif v > best or v != v:
-                            best = v
+                        else:
+                            best = v if v > best else best
+                            bad += nans[c]
                     if average:
-                        best = best / (bounds[0, 2, i] * bounds[1, 2, j] * bounds[2, 2, l])
-                    target[l] = best
+                        target[l] = best / (bounds[0, 2, i] * bounds[1, 2, j] * bounds[2, 2, l])
+                    else:
+                        target[l] = best if bad == 0 else np.nan
 
 
 def pool(x, pool_size, stride=None, pad=None, ignore_border=True, mode="max"):

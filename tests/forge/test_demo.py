@@ -26,7 +26,7 @@ def test_digits_mlp_trains_exports_and_matches(tmp_path):
 
 def test_demo_main_without_serving(tmp_path, capsys):
     out = tmp_path / "digits.npz"
-    assert demo.main(["--output", str(out), "--epochs", "3", "--no-serve"]) == 0
+    assert demo.main(["--output", str(out), "--epochs", "3", "--no-serve", "--mode", "NUMBA"]) == 0
     printed = capsys.readouterr().out
     assert "held-out accuracy" in printed and "parity" in printed
     assert runtime.load(out).metadata["labels"][3] == "3"

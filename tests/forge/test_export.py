@@ -110,3 +110,18 @@ class TestParityCheck:
     def test_check_false_writes_no_parity(self, mlp, tmp_path):
         manifest = forge.export(mlp, tmp_path / "m.npz", check=False)
         assert "parity" not in manifest
+
+
+def test_check_after_training_on_the_jax_backend(tmp_path):
+    """Shared variables hold JAX arrays after JAX training; the check must still compile."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    import pytensor
+
+    l_in = L.InputLayer((None, 5))
+    l_out = L.DenseLayer(l_in, 3, nonlinearity=forge.nonlinearities.softmax)
+    loss = L.get_output(l_out).sum()
+    step = pytensor.function([l_in.input_var], loss, mode="JAX",
+                             updates=forge.updates.sgd(loss, L.get_all_params(l_out), 0.1))
+    step(np.ones((4, 5), np.float32))
+    manifest = forge.export(l_out, tmp_path / "m.npz", mode="NUMBA")
+    assert manifest["parity"]["max_rel_error"] <= 1e-5

@@ -4,8 +4,8 @@ The network of Lasagne's README: conv 64 3x3 leaky -> conv 32 3x3 leaky -> max-p
 stride 2 -> dropout -> dense 128 leaky (orthogonal init) -> dropout -> dense 10 softmax,
 categorical cross-entropy with an L2 penalty, Nesterov momentum. The code below is the
 README's with the imports switched, on scikit-learn's 8x8 digits as (N, 1, 8, 8). The
-functions are compiled with the default (Numba) linker, as ``make demo`` uses it: an
-epoch takes about 0.2 s there against 1.5 s in FAST_COMPILE.
+training function is compiled with the default (Numba) linker, as ``make demo`` uses it:
+an epoch takes about 0.2 s there against 1.5 s in FAST_COMPILE.
 """
 import time
 
@@ -70,12 +70,13 @@ def test_readme_cnn_trains_exports_and_matches(tmp_path):
 
     # use trained network for predictions
     test_prediction = lasagne.layers.get_output(network, deterministic=True)
-    predict_fn = theano.function([input_var], T.argmax(test_prediction, axis=1),
-                                 mode="NUMBA")
+    predict_fn = theano.function([input_var], T.argmax(test_prediction, axis=1))
     accuracy = float(np.mean(predict_fn(X_test) == y_test))
     elapsed = time.perf_counter() - started
     assert accuracy >= 0.90, f"held-out accuracy {accuracy:.3f} < 0.90"
-    assert elapsed < 60, f"training took {elapsed:.0f} s"
+    # about 15 s here with a warm Numba cache, a minute when the kernels compile cold;
+    # the bound only catches a pathological slowdown
+    assert elapsed < 180, f"training took {elapsed:.0f} s"
 
     # export with the built-in parity check, then compare on the held-out set
     path = tmp_path / "readme_cnn.npz"

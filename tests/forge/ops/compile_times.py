@@ -13,6 +13,8 @@ run of a training script would. Times are wall-clock seconds:
 
 * build: building the graph (layers, loss, updates; includes the gradient);
 * compile: ``pytensor.function(...)`` (rewrites and, for C and JAX, linking);
+  the mode is also made PyTensor's default, as ``PYTENSOR_FLAGS=mode=...`` would, so
+  that inner graphs (PyTensor's softmax is an ``OpFromGraph``) use it too;
 * first: the first call (Numba compiles here, JAX traces and compiles here);
 * total: compile + first, the wait before training starts;
 * step: a later call, the steady cost of one training step.
@@ -21,6 +23,7 @@ Run from the repository root (not collected by pytest: no ``test_`` prefix)::
 
     .venv/bin/python tests/forge/ops/compile_times.py
     .venv/bin/python tests/forge/ops/compile_times.py --modes NUMBA JAX --size 8
+    .venv/bin/python tests/forge/ops/compile_times.py --repeat 3   # a busy machine
 
 ``--size 8`` uses digits-shaped input (1, 8, 8); the pooling then sees 4x4 maps.
 Other settings pass through the environment: ``PYTENSOR_FLAGS`` (the cache
@@ -91,6 +94,9 @@ def measure(mode, size, direct):
     import forge
 
     imported = time.perf_counter()
+    # As PYTENSOR_FLAGS=mode=... would: inner graphs (PyTensor's softmax is an
+    # OpFromGraph) are compiled in the default mode, not the one passed to function.
+    pytensor.config.mode = mode
     forge.random.set_rng(np.random.RandomState(0))  # the same weights on every run
     built_by = "ops"
     if not direct:
@@ -140,6 +146,8 @@ def main():
     parser.add_argument("--modes", nargs="+", default=MODES)
     parser.add_argument("--size", type=int, default=28)
     parser.add_argument("--direct", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure this many times, print the fastest (noisy hosts)")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -148,13 +156,17 @@ def main():
     print(f"{'mode':<13}{'run':<6}{'import':>8}{'build':>8}{'compile':>9}{'first':>8}"
           f"{'total':>8}{'step':>8}  loss")
     for mode in args.modes:
-        with tempfile.TemporaryDirectory(prefix="forge-compile-times-") as cache:
-            for run in ("cold", "warm"):
-                r = run_child(mode, args.size, args.direct, cache)
-                print(f"{mode:<13}{run:<6}{r['import_s']:8.2f}{r['build_s']:8.2f}"
-                      f"{r['compile_s']:9.2f}{r['first_s']:8.2f}{r['total_s']:8.2f}"
-                      f"{r['step_s']:8.3f}  {r['loss']:.4f} ({r['built_by']})",
-                      flush=True)
+        best = {}
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="forge-compile-times-") as cache:
+                for run in ("cold", "warm"):
+                    r = run_child(mode, args.size, args.direct, cache)
+                    if run not in best or r["total_s"] < best[run]["total_s"]:
+                        best[run] = r
+        for run, r in best.items():
+            print(f"{mode:<13}{run:<6}{r['import_s']:8.2f}{r['build_s']:8.2f}"
+                  f"{r['compile_s']:9.2f}{r['first_s']:8.2f}{r['total_s']:8.2f}"
+                  f"{r['step_s']:8.3f}  {r['loss']:.4f} ({r['built_by']})", flush=True)
 
 
 if __name__ == "__main__":

@@ -290,7 +290,7 @@ class TestOps:
             pool(T.tensor4(), **args)
 
     def test_rank_too_small(self):
-        with pytest.raises(TypeError, match="pooling 3 axes needs a input of 3 or more"):
+        with pytest.raises(TypeError, match="pooling 3 axes needs an input of 3 or more"):
             pool(T.matrix(), (2, 2, 2))
 
 

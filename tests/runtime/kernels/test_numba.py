@@ -78,9 +78,14 @@ class TestPool:
     def test_matches_numpy(self, case):
         check(_numba.pool(*case), _numpy.pool(*case))
 
-    def test_nan_wins_a_max_as_in_numpy(self):
-        x = np.array([[1.0, np.nan, 3.0, 4.0]], np.float32)
-        np.testing.assert_array_equal(_numba.pool(x, (2,)), _numpy.pool(x, (2,)))
+    @pytest.mark.parametrize("where", [(0, 0, 0), (0, 1, 1), (1, 2, 2), (1, 0, 3)])
+    @pytest.mark.parametrize("mode", _numpy.POOL_MODES)
+    def test_nan_wins_as_in_numpy(self, where, mode):
+        x = np.arange(24.0, dtype=np.float32).reshape(2, 3, 4)
+        x[where] = np.nan
+        for args in [((2, 2), (1, 1)), ((3, 2), (2, 2)), ((1, 3), (1, 1))]:
+            np.testing.assert_array_equal(_numba.pool(x, *args, mode=mode),
+                                          _numpy.pool(x, *args, mode=mode))
 
     @settings(max_examples=15, deadline=None)
     @given(h=st.integers(4, 9), w=st.integers(4, 9), seed=st.integers(0, 99),
@@ -106,7 +111,7 @@ class TestCompilation:
 
     def test_warm_cache_compiles_every_kernel(self):
         assert _numba.warm_cache() >= 0
-        inlined = {"_valid_range", "_combine"}  # compiled into the kernels that call them
+        inlined = {"_valid_range"}  # compiled into the kernels that call them
         for name in set(_numba._KERNELS) - inlined:
             assert getattr(_numba, name).signatures, f"{name} has no compiled signature"
 

@@ -107,3 +107,17 @@ class TestNumbaLoadsLazily:
         code = (f"import runtime, numpy as np\nm = runtime.load({str(path)!r})\n"
                 "m(np.ones((1, 1, 5, 5)))")
         assert ("numba" in modules_after(code, FORGE_KERNELS=value)) is loaded
+
+
+def test_a_conv_model_runs_the_same_without_numba(tmp_path):
+    """With numba missing (blocked in a fresh interpreter), FORGE_KERNELS=auto runs the
+    numpy kernels and gives what the numpy kernels give here."""
+    path = conv_builder().write(tmp_path / "conv.npz")
+    x = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = (f"import sys\nsys.modules['numba'] = None\nimport runtime, numpy as np\n"
+            f"model = runtime.load({str(path)!r})\n"
+            f"np.save({str(tmp_path / 'y.npy')!r}, model(np.load({str(tmp_path / 'x.npy')!r})))")
+    assert "numba" not in modules_after(code, FORGE_KERNELS="auto")
+    expected = np.maximum(_numpy.conv(x, np.ones((2, 1, 3, 3), np.float32)), 0)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6)

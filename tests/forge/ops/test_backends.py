@@ -1,0 +1,101 @@
+"""The ops under PyTensor's other linkers: Numba (the default mode), C/VM, and how
+they are registered with the Numba and JAX backends."""
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytensor
+import pytensor.tensor as T
+import pytest
+
+from forge.ops import conv, pool
+
+from .helpers import assert_close, compile_fn
+
+
+def conv_pool_graph():
+    """A small conv -> pool -> loss graph with both parameter gradients."""
+    x, w = T.tensor4("x"), T.tensor4("w")
+    h = conv(x, w, (2, 1), ((1, 0), (1, 1)), (1, 1))
+    y = pool(T.maximum(h, 0), (3, 2), stride=(2, 2), ignore_border=False,
+             mode="average_exc_pad") + pool(h, (2, 2), pad=(1, 1)).sum()
+    loss = (y ** 2).sum()
+    return [x, w], [loss, *pytensor.grad(loss, [x, w])]
+
+
+def conv_pool_data():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((2, 3, 7, 6)).astype("float32"),
+            rng.standard_normal((4, 3, 3, 3)).astype("float32"))
+
+
+@pytest.mark.slow  # compiles with Numba: a few seconds on a cold cache
+def test_numba_default_mode_runs_conv_pool_gradients():
+    inputs, outputs = conv_pool_graph()
+    data = conv_pool_data()
+    expected = compile_fn(inputs, outputs, "FAST_COMPILE")(*data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = compile_fn(inputs, outputs, "NUMBA")(*data)
+    assert not [w for w in caught if "object mode" in str(w.message)]
+    for g, e in zip(got, expected):
+        assert_close(g, e, "float32")
+
+
+def test_every_op_has_a_numba_cache_key():
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    inputs, outputs = conv_pool_graph()
+    fgraph = pytensor.graph.FunctionGraph(inputs, outputs, clone=True)
+    ours = [node for node in fgraph.toposort()
+            if type(node.op).__module__.startswith("forge.ops")]
+    assert {type(node.op).__name__ for node in ours} >= {
+        "Corr", "CorrGradInputs", "CorrGradWeights", "Pool", "MaxPoolGrad",
+        "AveragePoolGrad"}
+    for node in ours:
+        _, key = numba_funcify_and_cache_key(node.op, node=node)
+        assert key is not None, node.op
+
+
+def test_cvm_linker_runs_perform():
+    inputs, outputs = conv_pool_graph()
+    data = conv_pool_data()
+    expected = compile_fn(inputs, outputs, "FAST_COMPILE")(*data)
+    for g, e in zip(compile_fn(inputs, outputs, "CVM")(*data), expected):
+        assert_close(g, e, "float32")
+
+
+def test_backends_are_registered_only_when_pytensor_loads_them():
+    code = (
+        "import sys\n"
+        "import forge\n"
+        "assert 'jax' not in sys.modules and 'numba' not in sys.modules, 'eager import'\n"
+        "from pytensor.link.numba.dispatch.basic import numba_funcify_default_op_cache_key\n"
+        "from forge.ops import Corr, Pool\n"
+        "assert Corr in numba_funcify_default_op_cache_key.registry\n"
+        "try:\n"
+        "    from pytensor.link.jax.dispatch import jax_funcify\n"
+        "except ImportError:\n"
+        "    sys.exit(0)\n"
+        "assert Pool in jax_funcify.registry\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+# PyTensor's JAX sums ask for a float64 accumulator, which JAX without x64 refuses.
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
+def test_jax_flatten_after_the_ops_has_concrete_shapes():
+    """Reshapes and allocations of the ops' output shapes compile under jax.jit."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    inputs, _ = conv_pool_graph()
+    x, w = inputs
+    h = pool(conv(x, w, (1, 1), 0, (1, 1)), (2, 2), ignore_border=False).flatten(2)
+    v = T.matrix("v")
+    loss = T.dot(h, v).sum() + h.sum()  # a Reshape and an Alloc of the ops' shapes
+    outputs = [loss, *pytensor.grad(loss, [x, w, v])]
+    data = conv_pool_data() + (np.ones((4 * 3 * 2, 5), "float32"),)
+    expected = compile_fn([x, w, v], outputs, "FAST_COMPILE")(*data)
+    for g, e in zip(compile_fn([x, w, v], outputs, "JAX")(*data), expected):
+        assert_close(np.asarray(g), e, "float32")
