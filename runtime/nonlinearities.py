@@ -26,6 +26,8 @@ def rectify(x):
 
 
 def leaky_rectify(x, leakiness):
+    if 0 <= leakiness <= 1:  # the same values, several times faster than np.where
+        return np.maximum(x, x * leakiness)
     return np.where(x > 0, x, x * leakiness)
 
 

@@ -1,8 +1,8 @@
 """Register the ops with PyTensor's JAX and Numba backends when those load.
 
 The backends' dispatch modules import jax and numba (half a second together, and
-jax's import fixes its float64 setting from ``floatX``), so forge does not import
-them itself. Instead, a one-shot import hook runs the registration right after
+PyTensor's JAX module switches jax's float64 support on or off from ``floatX`` as it
+loads), so forge does not import them itself. Instead, a one-shot import hook runs the registration right after
 PyTensor first imports ``pytensor.link.jax.dispatch`` or
 ``pytensor.link.numba.dispatch``, which it does when a function is compiled for
 that backend; if the module is already loaded, registration happens at once.

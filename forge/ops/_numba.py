@@ -1,11 +1,12 @@
 """Run the ops under PyTensor's Numba backend (the default mode).
 
 The numpy kernels already spend their time in BLAS and whole-array numpy calls, so a
-Numba rewrite would gain little and cost seconds of compilation per op. Each op is
-called from the compiled graph through ``numba.objmode`` instead, a jump back into
-Python for that one node, as PyTensor's own fallback does. Registering it explicitly
-drops the fallback's warning and, more importantly, gives PyTensor a cache key: a
-graph with a node that has none is never cached, and is compiled again on every run.
+Numba rewrite would mostly redo what BLAS does, and cost seconds of compilation per
+op on a cold cache. Each op is called from the compiled graph through
+``numba.objmode`` instead, a jump back into Python for that one node, as PyTensor's
+own fallback does. Registering it explicitly drops the fallback's warning and, more
+importantly, gives PyTensor a cache key: a graph with a node that has none is never
+cached, and is compiled again on every run.
 
 numba is imported inside the functions: this module is only loaded once PyTensor's
 Numba backend is (see ``_backends``).

@@ -157,11 +157,13 @@ def _machine(results):
         for engine in RUNTIMES:
             for lib in variant["timing"].get(engine, {}).get("blas") or []:
                 if lib.get("internal_api") == "openblas":
-                    kernels.add(f"{lib.get('prefix')} {lib.get('version')}: "
+                    owner = f" (from {lib['package']})" if lib.get("package") else ""
+                    kernels.add(f"{lib.get('prefix')} {lib.get('version')}{owner}: "
                                 f"**{lib.get('architecture')}** kernels, "
                                 f"{lib.get('num_threads')} threads")
         lines.append(f"- OpenBLAS env '{variant['name']}' ({variant['description']}): "
-                     f"threadpoolctl reports {'; '.join(sorted(kernels)) or 'nothing'}")
+                     "threadpoolctl, in the runtime's timing processes, reports "
+                     f"{'; '.join(sorted(kernels)) or 'nothing'}")
         if "loadavg" in variant:
             before, after = variant["loadavg"]
             lines.append(f"  (1-minute load average {before:.2f} before these measurements, "
@@ -408,8 +410,9 @@ def render(results):
         f"with more than {FOREIGN_LIMIT} cores of other load is repeated (up to "
         f"{results['settings']['timing']['attempts']} tries, the least disturbed kept; "
         "each timing process first waits up to "
-        f"{results['settings']['quiet_wait_s']:.0f} s for a quiet second); figures still "
-        "disturbed are flagged ⚠.",
+        f"{results['settings']['quiet_wait_s']:.0f} s, and the whole run up to "
+        f"{results['settings'].get('quiet_total_s', 0):.0f} s, for a quiet second); "
+        "figures still disturbed are flagged ⚠.",
         "- Every engine takes and returns numpy arrays, and the conversions are timed "
         "(`torch.from_numpy`, `.numpy()`, ONNX Runtime's feeds).",
         "- Of the four engines only the runtime computes with numpy's OpenBLAS, the one "

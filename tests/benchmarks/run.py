@@ -53,7 +53,8 @@ SETTINGS = {
         "timing": {"warmup_s": 0.5, "latency_s": 3.0, "latency_min": 50,
                    "throughput_s": 2.0, "throughput_min": 5, "batches": [64, 256],
                    "attempts": 3},
-        "cold_reps": 5, "cold_prime": True, "cold_attempts": 3, "quiet_wait_s": 30.0,
+        "cold_reps": 5, "cold_prime": True, "cold_attempts": 2, "quiet_wait_s": 30.0,
+        "quiet_total_s": 150.0,
         "training_s": 5.0, "training_min": 5, "timeout_s": 300,
     },
     "quick": {
@@ -61,6 +62,7 @@ SETTINGS = {
                    "throughput_s": 0.1, "throughput_min": 2, "batches": [64, 256],
                    "attempts": 1},
         "cold_reps": 1, "cold_prime": False, "cold_attempts": 1, "quiet_wait_s": 0.0,
+        "quiet_total_s": 0.0,
         "training_s": 0.0, "training_min": 0, "timeout_s": 120,
     },
 }
@@ -90,19 +92,26 @@ def _ours_cpu_s():
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+#: Seconds :func:`wait_quiet` may still spend in this run (set by :func:`main`).
+_quiet_budget = [0.0]
+
+
 def wait_quiet(max_s):
-    """Wait (up to ``max_s``) for a second in which other processes leave the CPUs idle.
+    """Wait (up to ``max_s``, and what is left of the run's budget) for a second in which
+    other processes leave the CPUs idle.
 
     Returns the other processes' load (cores) in the last second waited, or None.
     """
-    deadline = time.monotonic() + max_s
+    start = time.monotonic()
+    limit = min(max_s, _quiet_budget[0])
     foreign = None
-    while max_s > 0:
+    while limit > 0:
         with CpuMeter(_ours_cpu_s) as meter:
             time.sleep(1.0)
         foreign = meter.foreign_cores
-        if not meter.contended or time.monotonic() >= deadline:
+        if not meter.contended or time.monotonic() - start >= limit:
             break
+    _quiet_budget[0] -= time.monotonic() - start
     return foreign
 
 
@@ -358,7 +367,7 @@ def _parser():
     parser.add_argument("--wait-quiet", type=float, metavar="SECONDS",
                         help="before each timing process, wait up to this long for a second "
                              "in which other processes leave the CPUs idle (default: 30, "
-                             "--quick: 0)")
+                             "--quick: 0; the run waits at most 5x this, or 150 s, in all)")
     parser.add_argument("--workdir", help="keep the model files and caches here")
     parser.add_argument("--probe-forge", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -379,6 +388,8 @@ def main(argv=None):
     settings = dict(SETTINGS["quick" if args.quick else "full"])
     if args.wait_quiet is not None:
         settings["quiet_wait_s"] = args.wait_quiet
+        settings["quiet_total_s"] = max(settings["quiet_total_s"], 5 * args.wait_quiet)
+    _quiet_budget[0] = settings["quiet_total_s"]
     if args.from_forge:
         probe, _ = _python("tests.benchmarks.run", ["--probe-forge"], dict(os.environ), 300)
         if probe.get("unavailable") and "cnn" in nets:
@@ -388,7 +399,7 @@ def main(argv=None):
     os.makedirs(scratch, exist_ok=True)
     results = {
         "command": "python -m tests.benchmarks.run " + shlex.join(argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick, "from_forge": args.from_forge, "seed": args.seed,
         "threads": THREADS, "settings": settings, "machine": describe_machine(),
         "nets": {}, "variants": [],

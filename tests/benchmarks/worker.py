@@ -151,10 +151,18 @@ def _blas_report():
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    return [{key: info.get(key) for key in ("user_api", "internal_api", "prefix", "version",
-                                             "architecture", "num_threads",
-                                             "threading_layer")}
-            for info in threadpool_info()]
+    libraries = []
+    for info in threadpool_info():
+        library = {key: info.get(key) for key in ("user_api", "internal_api", "prefix",
+                                                   "version", "architecture", "num_threads",
+                                                   "threading_layer")}
+        # which package ships it: site-packages/<package>/... or <package>.libs/...
+        parts = os.path.normpath(info.get("filepath") or "").split(os.sep)
+        if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+            package = parts[parts.index("site-packages") + 1]
+            library["package"] = package.removesuffix(".libs")
+        libraries.append(library)
+    return libraries
 
 
 def _time_model(engine, net, folder, settings):

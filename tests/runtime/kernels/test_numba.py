@@ -51,6 +51,21 @@ class TestConv:
         check(got, _numpy.conv(**case, nonlinearity=f))
         np.testing.assert_array_equal(case["x"], before)
 
+    @pytest.mark.parametrize("x_shape, W_shape, kwargs", [
+        ((2, 8, 9, 7), (2, 8, 3, 3), dict(pad=((1, 2), (0, 1)))),  # rows along the last axis
+        ((2, 1, 9, 7), (8, 1, 3, 3), dict(dilation=(2, 1))),  # every offset in the rows
+        ((2, 3, 6, 6), (4, 3, 5, 5), {}),  # mostly junk columns: row by row
+        ((2, 4, 9, 8), (3, 4, 3, 2), dict(stride=(2, 1))),  # strided: row by row
+        ((1, 6, 5, 6, 7), (2, 6, 3, 2, 3), dict(pad=((1, 1), (0, 1), (2, 0)),
+                                                dilation=(1, 2, 1))),  # 3-d, shifted
+        ((3, 4, 11), (6, 2, 3), dict(groups=2, pad=((2, 2),))),  # 1-d, grouped
+    ])
+    def test_each_im2col_plan(self, x_shape, W_shape, kwargs):
+        x, W, b = arrays(3, "float32", x_shape, W_shape, (W_shape[0],))
+        f = get_nonlinearity({"name": "leaky_rectify", "leakiness": 0.1})
+        check(_numba.conv(x, W, b, nonlinearity=f, **kwargs),
+              _numpy.conv(x, W, b, nonlinearity=f, **kwargs))
+
     def test_takes_non_contiguous_inputs(self):
         x, W, b = arrays(0, "float32", (3, 4, 9, 8), (5, 4, 3, 3), (5,))
         view = x[:, :, ::2, ::-1]
@@ -109,9 +124,28 @@ class TestCompilation:
         assert _numba.JIT_FLAGS["cache"] is True
         assert not _numba.JIT_FLAGS.get("parallel", False)
 
+    def test_compiles_without_a_cache_where_none_can_be_written(self, monkeypatch):
+        real_njit, calls = numba.njit, []
+
+        def njit(**flags):  # what numba raises when no cache folder is writable
+            calls.append(flags["cache"])
+            if flags["cache"]:
+                raise RuntimeError("cannot cache function: no locator available")
+            return real_njit(**flags)
+
+        monkeypatch.setattr(numba, "njit", njit)
+        monkeypatch.setattr(_numba, "_loaded", False)
+        for name, function in _numba._KERNELS.items():
+            monkeypatch.setattr(_numba, name, function)
+        with pytest.warns(RuntimeWarning, match="set NUMBA_CACHE_DIR"):
+            _numba.load()
+        assert calls == [True, False] * len(_numba._KERNELS)
+        x = np.ones((1, 1, 4, 4), np.float32)
+        check(_numba.pool(x, (2, 2)), _numpy.pool(x, (2, 2)))
+
     def test_warm_cache_compiles_every_kernel(self):
         assert _numba.warm_cache() >= 0
-        inlined = {"_valid_range"}  # compiled into the kernels that call them
+        inlined = {"_valid_range", "_u"}  # compiled into the kernels that call them
         for name in set(_numba._KERNELS) - inlined:
             assert getattr(_numba, name).signatures, f"{name} has no compiled signature"
 

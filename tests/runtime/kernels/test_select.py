@@ -87,7 +87,8 @@ class TestSelect:
 
 def modules_after(code, **env):
     """Top-level modules a fresh interpreter has loaded after running ``code``."""
-    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    script = (f"import sys, json\n{code}\nprint(json.dumps(sorted(k for k, v in "
+              "sys.modules.items() if v is not None)))")
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONSTARTUP", "FORGE_KERNELS")}
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=120, env=dict(environ, **env))

@@ -61,8 +61,9 @@ class TestConvLayers:
 
     def test_float64_without_bias(self):
         W, = random(3, (2, 1, 2, 2), dtype="float64")
-        check_layer("Conv2DLayer", conv_config(2, 2, (2, 2), flip_filters=False), {"W": W, "b": None},
-                    [(1, 1, 3, 4)], lambda x: oracles.conv(x, W), dtype="float64")
+        check_layer("Conv2DLayer", conv_config(2, 2, (2, 2), flip_filters=False),
+                    {"W": W, "b": None}, [(1, 1, 3, 4)], lambda x: oracles.conv(x, W),
+                    dtype="float64")
 
     def test_a_wrong_channel_count_is_an_input_error(self):
         W, = random(0, (2, 3, 2, 2))
