@@ -14,9 +14,10 @@ kernels (convolution, pooling) is built:
 ``numpy``
     numpy only.
 
-numba's import (about 0.35 s) happens then, when a model with such layers is loaded,
-and never on ``import runtime``: a model without them never pays for it. The names below
-are the numpy kernels; layers that accelerate ask :func:`select` for the module to use.
+numba's import and set-up (about 0.35 s) happen then, when a model with such layers is
+loaded, and never on ``import runtime``: a model without them never pays for them. The
+names below are the numpy kernels; layers that accelerate ask :func:`select` for the
+module to use.
 """
 import importlib.util
 import os

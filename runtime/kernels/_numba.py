@@ -32,9 +32,10 @@ ACCELERATED = ("conv", "pool", "spatial_pyramid_pool")
 JIT_FLAGS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy",
              "boundscheck": False}
 
-#: The im2col buffer and matrix-product result of one chunk of the batch stay within
-#: this many bytes, so that they are still in cache when the next step reads them.
-CHUNK_BYTES = 4 * 2**20
+#: The im2col buffer and matrix-product results of one chunk of the batch stay within
+#: this many bytes, so that they are still in cache when the next step reads them
+#: (measured on the README CNN: 4 to 64 MiB within noise of each other, 2 MiB slower).
+CHUNK_BYTES = 8 * 2**20
 
 _KERNELS = {}
 _lock = threading.Lock()

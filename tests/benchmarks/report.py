@@ -249,6 +249,29 @@ def _cold(variant, nets, notes):
                    "1st prediction", "peak RSS MiB", "RSS × ORT", "other load (max)"], rows)
 
 
+def _openblas_effect(results, nets, batches):
+    """The runtime's figures with ``OPENBLAS_*`` unset, relative to as set."""
+    if len(results["variants"]) < 2:
+        return None
+    as_set, unset = results["variants"][:2]
+    rows = []
+    for engine in RUNTIMES:
+        for net in nets:
+            before, after = _model(as_set, engine, net), _model(unset, engine, net)
+            if "latency_ms" not in before or "latency_ms" not in after:
+                continue
+            row = [net, ENGINE_LABELS[engine],
+                   _ratio(after["latency_ms"]["median"], before["latency_ms"]["median"])]
+            for batch in batches:
+                row.append(_ratio(after["throughput"][str(batch)]["samples_per_s"],
+                                  before["throughput"][str(batch)]["samples_per_s"]))
+            rows.append(row)
+    if not rows:
+        return None
+    return _table(["model", "engine", "batch-1 latency"]
+                  + [f"batch {b} throughput" for b in batches], rows)
+
+
 def _training(results, notes):
     training = results.get("training", {})
     if "modes" not in training:
@@ -273,7 +296,11 @@ def _training(results, notes):
                      f"{entry['first_loss']:.6f}", _load(step.get("foreign_cores"))])
     return ("One training step of the README CNN, batch 64: forward, backward and the "
             "Nesterov-momentum update (learning rate 0.01, momentum 0.9), from the same "
-            "weights and the same batch, so the first loss must agree across rows.\n\n"
+            "weights and the same batch, so the first loss must agree across rows. Each "
+            "trainer runs in its own process with the OpenBLAS environment as set. The "
+            "compile column is building the function plus its first call; PyTensor and "
+            "numba keep compiled code in on-disk caches between runs, so on a fresh "
+            "machine it is much longer.\n\n"
             + _table(["trainer", "median ms/step", "p90 ms", "× PyTorch",
                       "compile + 1st step s", "first loss", "other load"], rows))
 
@@ -375,6 +402,18 @@ def render(results):
             _cold_text(results),
             "",
             _cold(variant, nets, notes),
+            "",
+        ]
+    effect = _openblas_effect(results, nets, batches)
+    if effect:
+        parts += [
+            "## OpenBLAS kernels: unset ÷ as set",
+            "",
+            "The runtime's figures in the 'unset' environment (OpenBLAS picks its kernels "
+            "for this CPU) divided by those with `OPENBLAS_*` as set (Haswell kernels). "
+            "Latency: below 1× is faster; throughput: above 1× is faster.",
+            "",
+            effect,
             "",
         ]
     parts += [
