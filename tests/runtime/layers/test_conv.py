@@ -1,5 +1,7 @@
 """Convolution layers through real bundles, against the direct-loop oracles, with each
 kernel implementation."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -185,9 +187,40 @@ class TestAConvNet:
     """The Lasagne README's CNN, end to end: conv 3x3 -> conv 3x3 -> max pool 3/2 ->
     dense -> dense softmax."""
 
+    def test_threads_share_one_model(self):
+        model, _ = self.build()
+        xs = random(10, *[(3, 1, 14, 14)] * 8)
+        expected = [model(x) for x in xs]
+        results = [None] * len(xs)
+
+        def work(i):
+            for _ in range(5):
+                results[i] = model(xs[i])
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for got, want in zip(results, expected):
+            np.testing.assert_array_equal(got, want)
+
     def test_matches_the_oracles_composed(self):
-        W1, b1, W2, b2, W3, b3, W4, b4 = random(
-            8, (8, 1, 3, 3), (8,), (4, 8, 3, 3), (4,), (4 * 5 * 5, 16), (16,), (16, 10), (10,))
+        model, (W1, b1, W2, b2, W3, b3, W4, b4) = self.build()
+        x, = random(9, (3, 1, 14, 14))
+        h = np.maximum(oracles.conv(x, flip(W1, (2, 3)), b1), 0)
+        h = np.maximum(oracles.conv(h, flip(W2, (2, 3)), b2), 0)
+        h = oracles.pool(h, (3, 3), (2, 2)).reshape(3, -1)
+        h = np.maximum(h @ W3 + b3, 0)
+        z = h @ W4 + b4
+        expected = np.exp(z - z.max(1, keepdims=True))
+        expected /= expected.sum(1, keepdims=True)
+        np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+
+    @staticmethod
+    def build():
+        params = W1, b1, W2, b2, W3, b3, W4, b4 = random(
+            8, (8, 1, 3, 3), (8,), (4, 8, 3, 3), (4,), (4 * 4 * 4, 16), (16,), (16, 10), (10,))
         b = BundleBuilder()
         b.input("input", [None, 1, 14, 14])
         b.layer("Conv2DLayer", ["input"], conv_config(2, 8, (3, 3), nonlinearity="rectify"),
@@ -199,17 +232,8 @@ class TestAConvNet:
                                              "mode": "max"}, shape=[None, 4, 4, 4], name="pool")
         b.layer("DenseLayer", ["pool"], {"num_units": 16, "num_leading_axes": 1,
                                          "nonlinearity": {"name": "rectify"}},
-                {"W": W3[:64], "b": b3}, shape=[None, 16], name="dense")
+                {"W": W3, "b": b3}, shape=[None, 16], name="dense")
         b.layer("DenseLayer", ["dense"], {"num_units": 10, "num_leading_axes": 1,
                                           "nonlinearity": {"name": "softmax"}},
                 {"W": W4, "b": b4}, shape=[None, 10], name="output")
-        model = b.load()
-        x, = random(9, (3, 1, 14, 14))
-        h = np.maximum(oracles.conv(x, flip(W1, (2, 3)), b1), 0)
-        h = np.maximum(oracles.conv(h, flip(W2, (2, 3)), b2), 0)
-        h = oracles.pool(h, (3, 3), (2, 2)).reshape(3, -1)
-        h = np.maximum(h @ W3[:64] + b3, 0)
-        z = h @ W4 + b4
-        expected = np.exp(z - z.max(1, keepdims=True))
-        expected /= expected.sum(1, keepdims=True)
-        np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+        return b.load(), params
