@@ -112,6 +112,7 @@ class TestParityCheck:
         assert "parity" not in manifest
 
 
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype:UserWarning")  # JAX without x64
 def test_check_after_training_on_the_jax_backend(tmp_path):
     """Shared variables hold JAX arrays after JAX training; the check must still compile."""
     pytest.importorskip("jax", reason="JAX backend not installed (optional)")
