@@ -138,6 +138,8 @@ class Model:
         self._inputs = tuple(_spec(s) for s in manifest["inputs"])
         self._outputs = tuple(_spec(s) for s in manifest["outputs"])
         self._default_plan = self._plan([s.name for s in self._outputs])
+        self._default_last_use = self._last_use(self._default_plan)
+        self._input_specs = {s.name: s for s in self._inputs}
 
     # -- what the bundle declares ----------------------------------------------------
 
@@ -218,8 +220,8 @@ class Model:
             names = self._check_output_names(outputs)
             plan = self._plan(names)
         values = self._check_feeds(feeds, [s for s in self._inputs if s.name in plan])
-        last_use = {source: step for step, name in enumerate(plan)
-                    for source in self._layers[name].inputs}
+        last_use = (self._default_last_use if plan is self._default_plan
+                    else self._last_use(plan))
         with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
             for step, name in enumerate(plan):
                 if name not in values:
@@ -229,6 +231,11 @@ class Model:
                         del values[source]  # free memory as soon as possible
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
                 for name in names}
+
+    def _last_use(self, plan):
+        """For each layer read in ``plan``, the step of its last reader."""
+        return {source: step for step, name in enumerate(plan)
+                for source in self._layers[name].inputs}
 
     def _plan(self, names):
         """The layers ``names`` depend on (themselves included), in topological order."""
@@ -256,18 +263,20 @@ class Model:
             raise InputError(f"feeds must be a dict of input name -> array, got "
                              f"{type(feeds).__name__}; for a one-input model, model(x) "
                              "also works")
-        specs = {s.name: s for s in self._inputs}
-        expected = "[" + "; ".join(str(s) for s in self._inputs) + "]"
+        specs = self._input_specs
         for name in feeds:
             if name not in specs:
                 raise InputError(f"unexpected input {name!r}; this model's inputs are "
-                                 f"{expected}")
+                                 f"{self._inputs_text()}")
         for spec in needed:
             if spec.name not in feeds:
                 raise InputError(f"missing input {spec.name!r} (expected "
                                  f"{spec.dtype.name} {_shape_text(spec.shape)}); this "
-                                 f"model's inputs are {expected}")
+                                 f"model's inputs are {self._inputs_text()}")
         return {name: _convert(specs[name], value) for name, value in feeds.items()}
+
+    def _inputs_text(self):
+        return "[" + "; ".join(str(s) for s in self._inputs) + "]"
 
     def _evaluate(self, name, values):
         layer = self._layers[name]
@@ -321,15 +330,15 @@ class Model:
 
 def _convert(spec, value):
     """``value`` as a read-only array of ``spec``'s dtype, or :class:`InputError`."""
-    expected = f"{spec.dtype.name} {_shape_text(spec.shape)}"
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"input {spec.name!r}: expected {expected}, got a value that is "
-                         f"not an array ({exc})") from None
+        raise InputError(f"input {spec.name!r}: expected {spec.dtype.name} "
+                         f"{_shape_text(spec.shape)}, got a value that is not an array "
+                         f"({exc})") from None
     if array.dtype.kind not in "biuf":
-        raise InputError(f"input {spec.name!r}: expected real numbers ({expected}), got "
-                         f"dtype {array.dtype}")
+        raise InputError(f"input {spec.name!r}: expected real numbers ({spec.dtype.name} "
+                         f"{_shape_text(spec.shape)}), got dtype {array.dtype}")
     if array.ndim != len(spec.shape):
         raise InputError(f"input {spec.name!r}: expected shape {_shape_text(spec.shape)} "
                          f"({_axes(len(spec.shape))}), got shape {_shape_text(array.shape)} "
