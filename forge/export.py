@@ -154,13 +154,18 @@ _MERGE_FUNCTIONS = [
 ]
 
 
-def _merge_spec(fn, where):
-    for known, name in _MERGE_FUNCTIONS:
+def _function_name(fn, table, argument, where):
+    """The bundle name of ``fn`` in ``table`` ((callable, name) pairs), or ExportError."""
+    for known, name in table:
         if fn is known:
             return name
-    names = ", ".join(f"T.{n}" for _, n in _MERGE_FUNCTIONS)
-    raise ExportError(f"{where}: merge_function {_describe_callable(fn)!r} cannot be "
-                      f"exported; supported merge functions are {names}")
+    names = ", ".join(f"T.{n}" for _, n in table)
+    raise ExportError(f"{where}: {argument} {_describe_callable(fn)!r} cannot be "
+                      f"exported; supported values are {names}")
+
+
+def _merge_spec(fn, where):
+    return _function_name(fn, _MERGE_FUNCTIONS, "merge_function", where)
 
 
 # -- per-type descriptions -----------------------------------------------------------
@@ -343,12 +348,7 @@ _POOL_FUNCTIONS = [(T.mean, "mean"), (T.max, "max"), (T.min, "min"), (T.sum, "su
 
 
 def _pool_function_spec(fn, where):
-    for known, name in _POOL_FUNCTIONS:
-        if fn is known:
-            return name
-    names = ", ".join(f"T.{n}" for _, n in _POOL_FUNCTIONS)
-    raise ExportError(f"{where}: pool_function {_describe_callable(fn)!r} cannot be "
-                      f"exported; supported pool functions are {names}")
+    return _function_name(fn, _POOL_FUNCTIONS, "pool_function", where)
 
 
 def _describe_global_pool(layer, where):
