@@ -111,6 +111,16 @@ def binary_crossentropy(predictions, targets):
     return -(targets * T.log(predictions) + (1 - targets) * T.log1p(-predictions))
 
 
+def _indices(n):
+    """``arange(n)`` with int64 bounds.
+
+    ``T.arange(n)`` stores its start and step as int8 constants; PyTensor's JAX backend
+    hands them to ``jnp.arange``, which then overflows for ``n >= 128`` (a batch of 128
+    or more class-index targets failed to train on JAX).
+    """
+    return T.arange(T.constant(0, dtype="int64"), n, T.constant(1, dtype="int64"))
+
+
 def categorical_crossentropy(predictions, targets):
     """Cross-entropy between predicted class distributions and targets, per example.
 
@@ -163,10 +173,10 @@ def categorical_crossentropy(predictions, targets):
         )
     # Class indices: pick the predicted probability of the true class in every row.
     if predictions.ndim == 2:
-        return -T.log(predictions[T.arange(targets.shape[0]), targets])
+        return -T.log(predictions[_indices(targets.shape[0]), targets])
     flat_predictions = predictions.reshape((-1, predictions.shape[-1]))
     flat_targets = targets.flatten()
-    picked = flat_predictions[T.arange(flat_targets.shape[0]), flat_targets]
+    picked = flat_predictions[_indices(flat_targets.shape[0]), flat_targets]
     return -T.log(picked).reshape(targets.shape, ndim=targets.ndim)
 
 
@@ -306,7 +316,7 @@ def multiclass_hinge_loss(predictions, targets, delta=1):
     if targets.ndim == predictions.ndim:
         is_true_class = T.neq(targets, 0)
     else:
-        classes = T.arange(predictions.shape[-1])
+        classes = _indices(predictions.shape[-1])
         is_true_class = T.eq(classes, T.shape_padright(targets))
     true_score = T.sum(T.switch(is_true_class, predictions, 0), axis=-1)
     best_wrong_score = T.max(T.switch(is_true_class, -np.inf, predictions), axis=-1)

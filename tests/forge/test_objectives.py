@@ -311,3 +311,18 @@ def test_docstring_examples():
     result = doctest.testmod(forge.objectives, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("loss", [categorical_crossentropy, multiclass_hinge_loss])
+def test_integer_targets_of_a_large_batch_work_on_jax(loss):
+    # T.arange(n) has int8 bounds, and jnp.arange overflowed on them for n >= 128
+    pytest.importorskip("jax", reason="the JAX backend needs jax (the [dev] extra)")
+    rng = np.random.default_rng(0)
+    batch, classes = 300, 130
+    p = rng.uniform(0.05, 1, (batch, classes)).astype(np.float32)
+    p /= p.sum(axis=1, keepdims=True)
+    t = rng.integers(0, classes, batch).astype(np.int32)
+    P, Y = T.matrix("p"), T.ivector("t")
+    default = pytensor.function([P, Y], loss(P, Y))(p, t)
+    jax_result = pytensor.function([P, Y], loss(P, Y), mode="JAX")(p, t)
+    np.testing.assert_allclose(jax_result, default, rtol=1e-5)
