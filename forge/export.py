@@ -126,10 +126,22 @@ def _describe_callable(fn):
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
-def nonlinearity_spec(fn, where):
+def _lowered(fn, shapes, what, where):
+    """``{"name": "program", "program": ...}``: ``fn`` lowered (see forge/lowering.py)."""
+    from .lowering import LoweringError, lower
+
+    try:
+        return {"name": "program", "program": lower(fn, shapes, what=what)}
+    except LoweringError as exc:
+        raise ExportError(f"{where}: {exc}") from None
+
+
+def nonlinearity_spec(fn, where, shape=None, what="nonlinearity"):
     """The bundle's description of a nonlinearity, or :class:`ExportError`.
 
-    ``where`` names the layer (and argument) for the error message.
+    ``where`` names the layer for the error message. A callable that is not a named
+    built-in is lowered to a program for inputs of ``shape`` (the shape it is applied
+    to); without a shape it is refused.
     """
     for known, spec in _named_functions():
         if fn is known:
@@ -141,11 +153,13 @@ def nonlinearity_spec(fn, where):
                 "scale_out": float(fn.scale_out)}
     if isinstance(fn, nl.SELU):
         return {"name": "selu", "scale": float(fn.scale), "scale_neg": float(fn.scale_neg)}
+    if shape is not None:
+        return _lowered(fn, [shape], what, where)
     raise ExportError(
-        f"{where}: the callable {_describe_callable(fn)!r} cannot be exported; a bundle "
-        "stores functions by name, and this one is neither a forge.nonlinearities "
-        "function nor one of T.sigmoid, T.tanh, T.softplus, T.exp, T.log, T.sqrt, T.abs, "
-        "T.sqr (see docs/bundle-format.md)")
+        f"{where}: the callable {_describe_callable(fn)!r} cannot be exported; it is "
+        "neither a forge.nonlinearities function nor one of T.sigmoid, T.tanh, "
+        "T.softplus, T.exp, T.log, T.sqrt, T.abs, T.sqr, and this layer does not say the "
+        "shape it is applied to, which lowering it needs (see docs/lowering.md)")
 
 
 _MERGE_FUNCTIONS = [
@@ -164,8 +178,12 @@ def _function_name(fn, table, argument, where):
                       f"exported; supported values are {names}")
 
 
-def _merge_spec(fn, where):
-    return _function_name(fn, _MERGE_FUNCTIONS, "merge_function", where)
+def _merge_spec(fn, where, shape):
+    """A merge function's name, or a two-input program for any other callable."""
+    for known, name in _MERGE_FUNCTIONS:
+        if fn is known:
+            return name
+    return _lowered(fn, [shape, shape], "merge_function", where)
 
 
 # -- per-type descriptions -----------------------------------------------------------
@@ -202,18 +220,21 @@ def _describe_dense(layer, where):
     if axes < 0:
         axes += len(layer.input_shape)
     return ({"num_units": int(layer.num_units), "num_leading_axes": int(axes),
-             "nonlinearity": nonlinearity_spec(layer.nonlinearity, where)},
+             "nonlinearity": nonlinearity_spec(layer.nonlinearity, where,
+                                               layer.output_shape)},
             {"W": layer.W, "b": layer.b})
 
 
 def _describe_nin(layer, where):
     return ({"num_units": int(layer.num_units), "untie_biases": bool(layer.untie_biases),
-             "nonlinearity": nonlinearity_spec(layer.nonlinearity, where)},
+             "nonlinearity": nonlinearity_spec(layer.nonlinearity, where,
+                                               layer.output_shape)},
             {"W": layer.W, "b": layer.b})
 
 
 def _describe_nonlinearity(layer, where):
-    return {"nonlinearity": nonlinearity_spec(layer.nonlinearity, where)}, {}
+    return {"nonlinearity": nonlinearity_spec(layer.nonlinearity, where,
+                                              layer.output_shape)}, {}
 
 
 def _describe_bias(layer, where):
@@ -225,7 +246,8 @@ def _describe_scale(layer, where):
 
 
 def _describe_expression(layer, where):
-    return {"function": nonlinearity_spec(layer.function, where + " (function)")}, {}
+    return {"function": nonlinearity_spec(layer.function, where, layer.input_shape,
+                                          what="function")}, {}
 
 
 def _describe_identity(layer, where):
@@ -263,7 +285,7 @@ def _describe_sum(layer, where):
 
 
 def _describe_merge(layer, where):
-    return {"merge_function": _merge_spec(layer.merge_function, where),
+    return {"merge_function": _merge_spec(layer.merge_function, where, layer.output_shape),
             "cropping": _cropping(layer)}, {}
 
 
@@ -277,7 +299,8 @@ def _conv_common(layer, where):
     return {"num_filters": int(layer.num_filters), "filter_size": _ints(layer.filter_size),
             "num_groups": int(layer.num_groups), "untie_biases": bool(layer.untie_biases),
             "flip_filters": bool(layer.flip_filters),
-            "nonlinearity": nonlinearity_spec(layer.nonlinearity, where)}
+            "nonlinearity": nonlinearity_spec(layer.nonlinearity, where,
+                                              layer.output_shape)}
 
 
 def _pairs(pairs):
@@ -409,6 +432,52 @@ def _describe_standardization(layer, where):
     return {"axes": [int(a) for a in layer.axes], "epsilon": float(layer.epsilon)}, {}
 
 
+# -- special layers: rectifiers, inverses, spatial transformers -------------------------
+
+def _describe_prelu(layer, where):
+    return {"shared_axes": [int(a) for a in layer.shared_axes]}, {"alpha": layer.alpha}
+
+
+def _scalar(value, what, where):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return float(_evaluate(value, "float64", f"{where} {what}"))
+
+
+def _describe_rrelu(layer, where):
+    return {"lower": _scalar(layer.lower, "lower", where),
+            "upper": _scalar(layer.upper, "upper", where)}, {}
+
+
+def _describe_inverse(layer, where):
+    from runtime.layers.special import INVERTIBLE_NONLINEARITIES, INVERTIBLE_TYPES
+
+    inverted = layer.layer
+    type_name = type(inverted).__name__
+    inner_where = f"{where}, inverting a {type_name}"
+    if type_name not in INVERTIBLE_TYPES or getattr(L, type_name, None) is not type(inverted):
+        raise ExportError(f"{where}: the inverse of a {type_name} cannot be exported; bundles "
+                          f"invert {', '.join(INVERTIBLE_TYPES)}")
+    config, params = _DESCRIBERS[type_name](inverted, inner_where)
+    nonlinearity = config.get("nonlinearity")
+    if nonlinearity is not None and nonlinearity.get("name") not in INVERTIBLE_NONLINEARITIES:
+        raise ExportError(f"{inner_where}: cannot export the inverse through its nonlinearity "
+                          f"{nonlinearity.get('name')!r}; supported: "
+                          f"{', '.join(INVERTIBLE_NONLINEARITIES)}")
+    return {"layer_type": type_name, "layer_config": config}, params
+
+
+def _describe_transformer(layer, where):
+    return {"downsample_factor": [float(f) for f in layer.downsample_factor],
+            "border_mode": layer.border_mode}, {}
+
+
+def _describe_tps_transformer(layer, where):
+    config, params = _describe_transformer(layer, where)
+    config["control_points"] = int(layer.control_points)
+    return config, params
+
+
 _DESCRIBERS = {
     "InputLayer": _describe_input,
     "DenseLayer": _describe_dense,
@@ -450,7 +519,109 @@ _DESCRIBERS = {
     "BatchNormLayer": _describe_batch_norm,
     "LocalResponseNormalization2DLayer": _describe_lrn,
     "StandardizationLayer": _describe_standardization,
+    "ParametricRectifierLayer": _describe_prelu,
+    "RandomizedRectifierLayer": _describe_rrelu,
+    "InverseLayer": _describe_inverse,
+    "TransformerLayer": _describe_transformer,
+    "TPSTransformerLayer": _describe_tps_transformer,
 }
+
+
+# -- embedding and recurrent layers ---------------------------------------------------
+
+def _describe_embedding(layer, where):
+    return {"input_size": int(layer.input_size), "output_size": int(layer.output_size)}, \
+        {"W": layer.W}
+
+
+def _recurrent_common(layer, where):
+    """Flags and initial states every recurrent layer exports (the training-only options
+    precompute_input, unroll_scan, gradient_steps, grad_clipping and learn_init do not
+    change the output)."""
+    config = {"num_units": int(layer.hidden_shape[0]), "backwards": layer.backwards,
+              "only_return_final": layer.only_return_final,
+              "mask_input": layer.mask_incoming_index > 0}
+    params = {}
+    for state, index in layer._init_incoming_index.items():
+        config[f"{state}_init_input"] = index > 0
+        params[f"{state}_init"] = None if index > 0 else getattr(layer, f"{state}_init")
+    return config, params
+
+
+def _step_nonlinearity(layer, fn, where, what):
+    return nonlinearity_spec(fn, f"{where} ({what})", (None, int(layer.hidden_shape[0])))
+
+
+def _dense_subnetwork(layer, attr, where):
+    """The DenseLayer a CustomRecurrentLayer network consists of, or ExportError."""
+    net = getattr(layer, attr)
+    chain = get_all_layers(net)
+    dense = chain[-1]
+    axes = getattr(dense, "num_leading_axes", None)
+    if (len(chain) != 2 or not isinstance(dense, L.DenseLayer)
+            or axes % len(dense.input_shape) != 1):
+        raise ExportError(
+            f"{where}: {attr} must be a single DenseLayer (num_leading_axes=1) on its "
+            f"InputLayer to be exported, got {[type(lay).__name__ for lay in chain]}; "
+            f"bundles store CustomRecurrentLayer with dense networks only")
+    return dense
+
+
+def _describe_custom_recurrent(layer, where):
+    if len(layer.hidden_shape) != 1:
+        raise ExportError(f"{where}: bundles store recurrent states of one axis, got state "
+                          f"shape {layer.hidden_shape}")
+    in_dense = _dense_subnetwork(layer, "input_to_hidden", where)
+    hid_dense = _dense_subnetwork(layer, "hidden_to_hidden", where)
+    config, params = _recurrent_common(layer, where)
+    config.update(
+        nonlinearity=_step_nonlinearity(layer, layer.nonlinearity, where, "nonlinearity"),
+        input_nonlinearity=_step_nonlinearity(layer, in_dense.nonlinearity, where,
+                                              "input_to_hidden"),
+        hidden_nonlinearity=_step_nonlinearity(layer, hid_dense.nonlinearity, where,
+                                               "hidden_to_hidden"))
+    params.update(W_in_to_hid=in_dense.W, b_in_to_hid=in_dense.b, W_hid_to_hid=hid_dense.W,
+                  b_hid_to_hid=hid_dense.b)
+    return config, params
+
+
+def _describe_recurrent(layer, where):
+    config, params = _recurrent_common(layer, where)
+    config["nonlinearity"] = _step_nonlinearity(layer, layer.nonlinearity, where,
+                                                "nonlinearity")
+    params.update(W_in_to_hid=layer.W_in_to_hid, W_hid_to_hid=layer.W_hid_to_hid,
+                  b=layer.b)
+    return config, params
+
+
+def _describe_gated(layer, where):
+    config, params = _recurrent_common(layer, where)
+    for gate in layer._gate_names:
+        config[f"nonlinearity_{gate}"] = _step_nonlinearity(
+            layer, getattr(layer, f"nonlinearity_{gate}"), where, gate)
+        for kind in ("W_in_to", "W_hid_to", "b"):
+            params[f"{kind}_{gate}"] = getattr(layer, f"{kind}_{gate}")
+    return config, params
+
+
+def _describe_lstm(layer, where):
+    config, params = _describe_gated(layer, where)
+    config["nonlinearity"] = _step_nonlinearity(layer, layer.nonlinearity, where,
+                                                "nonlinearity")
+    config["peepholes"] = layer.peepholes
+    for gate in ("ingate", "forgetgate", "outgate"):
+        params[f"W_cell_to_{gate}"] = getattr(layer, f"W_cell_to_{gate}", None) \
+            if layer.peepholes else None
+    return config, params
+
+
+_DESCRIBERS.update({
+    "EmbeddingLayer": _describe_embedding,
+    "CustomRecurrentLayer": _describe_custom_recurrent,
+    "RecurrentLayer": _describe_recurrent,
+    "LSTMLayer": _describe_lstm,
+    "GRULayer": _describe_gated,
+})
 
 
 def _describe(layer, name):

@@ -9,6 +9,10 @@ no input, however large, overflows an intermediate (sigmoid, softplus, elu, selu
 leaky_rectify(leakiness=0.1)
 >>> f(np.array([-2.0, 3.0], dtype=np.float32))
 array([-0.2,  3. ], dtype=float32)
+
+A function that is not one of these names is stored as ``{"name": "program",
+"program": {...}}``: the user's PyTensor graph lowered to numpy operations, run by
+:class:`runtime.program.Program` (see ``docs/lowering.md``).
 """
 import numpy as np
 
@@ -116,6 +120,8 @@ def get_nonlinearity(spec):
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise BundleError(f"a nonlinearity must be an object with a 'name', got {spec!r}")
     name = spec["name"]
+    if name == "program":
+        return _program(spec, "nonlinearity", 1)
     if name not in NONLINEARITIES:
         raise BundleError(f"unknown nonlinearity {name!r}; known: "
                           f"{', '.join(sorted(NONLINEARITIES))}")
@@ -131,8 +137,24 @@ def get_nonlinearity(spec):
     return Nonlinearity(name, function, {key: float(params[key]) for key in wanted})
 
 
+def _program(spec, what, num_inputs):
+    from .program import Program
+
+    if set(spec) != {"name", "program"}:
+        raise BundleError(f"a program {what} takes the keys name and program, got "
+                          f"{sorted(spec)}")
+    program = Program(spec["program"], what)
+    if program.num_inputs != num_inputs:
+        raise BundleError(f"a program {what} takes {num_inputs} input(s), this one "
+                          f"takes {program.num_inputs}")
+    return program
+
+
 def get_merge_function(name):
-    """The binary ufunc stored as ``name`` (``"add"``, ``"mul"``, ...)."""
+    """The binary ufunc stored as ``name`` (``"add"``, ``"mul"``, ...), or the
+    two-input program stored as ``{"name": "program", "program": {...}}``."""
+    if isinstance(name, dict) and name.get("name") == "program":
+        return _program(name, "merge_function", 2)
     if not isinstance(name, str) or name not in MERGE_FUNCTIONS:
         raise BundleError(f"unknown merge_function {name!r}; known: "
                           f"{', '.join(MERGE_FUNCTIONS)}")
