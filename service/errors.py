@@ -6,7 +6,16 @@ these, and the web layer (:mod:`service.handlers`) turns them into
 """
 from __future__ import annotations
 
-__all__ = ["BadRequestError", "InvalidInputError", "PayloadTooLargeError", "ServiceError"]
+__all__ = [
+    "BadRequestError",
+    "InferenceTimeoutError",
+    "InvalidInputError",
+    "NotReadyError",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "ServiceError",
+    "UnsupportedMediaTypeError",
+]
 
 
 class ServiceError(Exception):
@@ -14,9 +23,10 @@ class ServiceError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
 
 
 class BadRequestError(ServiceError):
@@ -35,3 +45,27 @@ class InvalidInputError(ServiceError):
     """The request is well-formed but its content does not fit the model."""
 
     status_code = 422
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """The body is sent with a Content-Type the endpoint does not read."""
+
+    status_code = 415
+
+
+class NotReadyError(ServiceError):
+    """The model (or the server) cannot take requests yet."""
+
+    status_code = 503
+
+
+class OverloadedError(ServiceError):
+    """The model's queue is full; the client should retry after ``Retry-After`` seconds."""
+
+    status_code = 503
+
+
+class InferenceTimeoutError(ServiceError):
+    """The request waited and ran longer than ``request_timeout``."""
+
+    status_code = 504

@@ -37,7 +37,7 @@ def error_response(status_code: int, message: str, headers: dict[str, str] | Non
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status_code, exc.message)
+    return error_response(exc.status_code, exc.message, headers=exc.headers)
 
 
 async def _model_not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -21,10 +21,11 @@ import numpy as np
 
 import runtime
 
-from .errors import InvalidInputError, PayloadTooLargeError
+from .errors import InvalidInputError, PayloadTooLargeError, ServiceError
 
 __all__ = [
     "Limits",
+    "check_finite",
     "decode_feeds",
     "decode_tensor",
     "encode_tensor",
@@ -126,18 +127,24 @@ def decode_tensor(name: str, data: Any) -> np.ndarray:
 def _cast(name: str, array: np.ndarray, dtype: np.dtype, allow_nonfinite: bool) -> np.ndarray:
     dtype = np.dtype(dtype)
     if array.dtype.kind == "f" and not allow_nonfinite:
-        _check_finite(name, array, array, None)
+        check_finite(name, array, array, None)
     if dtype.kind != "f":
         return array  # the runtime converts and checks non-float inputs itself
     with np.errstate(over="ignore", invalid="ignore"):
         cast = array.astype(dtype, copy=False)
     if not allow_nonfinite:
-        _check_finite(name, cast, array, dtype)
+        check_finite(name, cast, array, dtype)
     return cast
 
 
-def _check_finite(name: str, array: np.ndarray, sent: np.ndarray, dtype: np.dtype | None) -> None:
-    """Refuse NaN/inf in ``array``; ``sent`` is what the client sent, for the message."""
+def check_finite(
+    name: str,
+    array: np.ndarray,
+    sent: np.ndarray,
+    dtype: np.dtype | None,
+    error: type[ServiceError] = InvalidInputError,
+) -> None:
+    """Refuse NaN/inf in ``array`` with ``error``; ``sent`` is what the client sent."""
     finite = np.isfinite(array)
     if finite.all():
         return
@@ -148,7 +155,7 @@ def _check_finite(name: str, array: np.ndarray, sent: np.ndarray, dtype: np.dtyp
         what = f"{array[first]}"
     else:
         what = f"{sent[first].item()!r} overflows {dtype}"
-    raise InvalidInputError(
+    raise error(
         f"input {name!r} has {len(bad)} non-finite value(s) (first at {where}: {what}); "
         f"NaN and infinity are rejected: send finite numbers"
     )

@@ -1,9 +1,9 @@
-"""POST /models/{name}/predict."""
+"""POST /models/{name}/predict (the first API; kept as is, now batched and metered)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..dependencies import ModelDep, SettingsDep
+from ..dependencies import ModelDep, SchedulerDep, SettingsDep
 from ..inference import (
     Limits,
     decode_feeds,
@@ -11,7 +11,6 @@ from ..inference import (
     feeds_from_instances,
     predicted_labels,
     resolve_outputs,
-    run_model,
 )
 from ..schemas import PredictRequest, PredictResponse
 from . import error_responses
@@ -22,11 +21,12 @@ router = APIRouter(tags=["predict"])
 @router.post(
     "/models/{name}/predict",
     response_model_exclude_none=True,
-    responses=error_responses(400, 404, 413, 415, 422),
+    responses=error_responses(400, 404, 413, 415, 422, 503, 504),
 )
-def run_prediction(body: PredictRequest, entry: ModelDep, settings: SettingsDep) -> PredictResponse:
+async def run_prediction(
+    body: PredictRequest, entry: ModelDep, settings: SettingsDep, scheduler: SchedulerDep
+) -> PredictResponse:
     """Run a model on a batch and return the requested outputs (and labels, if any)."""
-    # A plain `def`: FastAPI runs it in its thread pool, off the event loop.
     model = entry.model
     outputs = resolve_outputs(model, entry.name, body.outputs)
     if body.inputs is not None:
@@ -34,7 +34,7 @@ def run_prediction(body: PredictRequest, entry: ModelDep, settings: SettingsDep)
     else:
         feeds = feeds_from_instances(model, entry.name, body.instances)
     arrays = decode_feeds(model, feeds, Limits.from_settings(settings))
-    results = run_model(model, arrays, outputs)
+    results = await scheduler.infer(entry, arrays, outputs)  # in the thread pool
     return PredictResponse(
         model=entry.name,
         outputs={name: encode_tensor(value) for name, value in results.items()},

@@ -152,3 +152,64 @@ def make_client():
 @pytest.fixture
 def client(make_client, settings) -> TestClient:
     return make_client(settings)
+
+
+def write_version(root: Path, name: str, version: int, writer=write_clf) -> Path:
+    """Write ``root/<name>/<version>/model.npz`` (the versioned repository layout)."""
+    folder = root / name / str(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    return writer(folder / "model.npz")
+
+
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
+            access_log=False, log_config=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "LiveServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive(), "the server thread died while starting"
+            assert time.monotonic() < deadline, "the server did not start within 20 s"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def live_server():
+    """``live_server(settings)`` -> a started :class:`LiveServer` (stopped after the test)."""
+    servers = []
+
+    def start(settings: Settings) -> LiveServer:
+        server = LiveServer(settings).__enter__()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)

@@ -53,7 +53,9 @@ class TestServe:
         )
         assert status == 0
         [(app, kwargs)] = served
-        assert kwargs == {"host": "127.0.0.2", "port": 9123, "log_level": "warning"}
+        assert {k: kwargs[k] for k in ("host", "port", "log_level")} == {
+            "host": "127.0.0.2", "port": 9123, "log_level": "warning"}
+        assert kwargs["access_log"] is False and kwargs["log_config"]["version"] == 1
         settings = app.dependency_overrides[get_settings]()
         assert settings.model_path == bundle_dir
 

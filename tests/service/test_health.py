@@ -1,5 +1,7 @@
 """GET /health."""
 
+from service.config import Settings
+
 
 def test_health_reports_ok_and_model_count(client):
     response = client.get("/health")
@@ -8,5 +10,5 @@ def test_health_reports_ok_and_model_count(client):
 
 
 def test_health_counts_a_single_bundle_file(make_client, settings, bundle_dir):
-    client = make_client(settings.model_copy(update={"model_path": bundle_dir / "clf.npz"}))
+    client = make_client(Settings(model_repository=bundle_dir / "clf.npz"))
     assert client.get("/health").json() == {"status": "ok", "models": 1}
