@@ -34,6 +34,8 @@ import math
 import os
 import re
 import secrets
+import struct
+import warnings
 import zipfile
 import zlib
 
@@ -44,6 +46,7 @@ from .errors import BundleError
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "SUPPORTED_VERSIONS", "MANIFEST_MEMBER", "NAME_PATTERN",
     "write_bundle", "read_bundle", "validate_manifest", "check_arrays", "array_digest",
+    "member_data_offset",
 ]
 
 FORMAT = "forge-bundle"
@@ -55,6 +58,7 @@ COMPUTE_DTYPES = ("float32", "float64")
 
 _MAX_MANIFEST_BYTES = 64 << 20
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the same content gives the same bytes
+_PADDING_EXTRA_ID = 0xD935  # a zip extra field holding alignment padding (as zipalign)
 _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
                 RuntimeError, NotImplementedError, ValueError)
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string"}
@@ -276,6 +280,16 @@ def _member_info(name):
     return info
 
 
+def _aligned_info(name, offset, zip64):
+    """A member starting at ``offset`` whose data (after the .npy header, itself padded to
+    64 bytes) starts at a multiple of 64 in the file, by padding the local header's extra
+    field: ``load(mmap=True)`` then maps arrays at aligned addresses."""
+    info = _member_info(name)
+    used = offset + 30 + len(name.encode()) + 4 + (20 if zip64 else 0)
+    info.extra = struct.pack("<HH", _PADDING_EXTRA_ID, -used % 64) + bytes(-used % 64)
+    return info
+
+
 def _open_temp(folder, base):
     """Create a new, empty temporary file next to the destination; return (fd, path)."""
     while True:
@@ -346,8 +360,8 @@ def write_bundle(path, manifest, arrays):
                 archive.writestr(_member_info(MANIFEST_MEMBER), text.encode("utf-8"))
                 for key, array in stored.items():
                     big = array.nbytes >= 1 << 31
-                    with archive.open(_member_info(key + ".npy"), "w",
-                                      force_zip64=big) as member:
+                    info = _aligned_info(key + ".npy", handle.tell(), big)
+                    with archive.open(info, "w", force_zip64=big) as member:
                         np.lib.format.write_array(member, array, allow_pickle=False)
             handle.flush()
             os.fsync(handle.fileno())
@@ -404,12 +418,13 @@ def _read_header(member, name):
     _fail(f"member {name!r} uses .npy format version {version}, which bundles do not use")
 
 
-def _read_array(archive, info, key, record):
-    """One member as an array, after checking its header against the manifest."""
+def _member_header(archive, info, key, record):
+    """Check a member's .npy header against the manifest; return its size and
+    ``(shape, fortran_order, dtype)``."""
     name = info.filename
     try:
         with archive.open(info) as member:
-            shape, _, dtype = _read_header(member, name)
+            shape, fortran, dtype = _read_header(member, name)
             header_size = member.tell()
         if dtype.hasobject:
             _fail(f"member {name!r} holds an object array (pickled Python objects); "
@@ -421,15 +436,76 @@ def _read_array(archive, info, key, record):
         if info.file_size != expected:
             _fail(f"member {name!r} is {info.file_size} bytes, expected {expected} for "
                   f"{dtype.name} {list(shape)} (truncated or padded)")
-        with archive.open(info) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
-    except BundleError:
-        raise
+        return header_size, (shape, fortran, dtype)
     except _READ_ERRORS as exc:
         _fail(f"cannot read member {name!r} ({type(exc).__name__}: {exc})")
 
 
-def _read(source, verify):
+def _read_array(archive, info, key, record):
+    """One member as an array, after checking its header against the manifest."""
+    _member_header(archive, info, key, record)
+    try:
+        with archive.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        _fail(f"cannot read member {info.filename!r} ({type(exc).__name__}: {exc})")
+
+
+def member_data_offset(handle, info):
+    """Where a stored (uncompressed) zip member's bytes start in the open file ``handle``.
+
+    The local file header repeats the name and may carry a different extra field than
+    the central directory, so its two lengths are read from the file itself.
+    """
+    handle.seek(info.header_offset)
+    header = handle.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        _fail(f"member {info.filename!r} has no valid local file header")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def _map_array(archive, handle, info, key, record, verify):
+    """A stored member as a read-only ``np.memmap`` of ``handle``, or None when it cannot
+    be mapped (compressed, empty, Fortran-ordered or at an unaligned offset). With ``verify``, its sha256 is
+    checked first by streaming the member in 1 MiB pieces (no copy is kept)."""
+    header_size, (shape, fortran, dtype) = _member_header(archive, info, key, record)
+    if info.compress_type != zipfile.ZIP_STORED or fortran or math.prod(shape) == 0:
+        return None
+    try:
+        offset = member_data_offset(handle, info) + header_size
+        if offset % dtype.alignment:  # written before members were aligned: copy it
+            return None
+        if verify:
+            digest = hashlib.sha256()
+            with archive.open(info) as member:
+                member.read(header_size)
+                while piece := member.read(1 << 20):
+                    digest.update(piece)
+            if digest.hexdigest() != record["sha256"]:
+                _fail(f"array {key!r} does not match its sha256 in the manifest (the "
+                      "array or the manifest was modified after writing)")
+        return np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=shape)
+    except _READ_ERRORS as exc:
+        _fail(f"cannot map member {info.filename!r} ({type(exc).__name__}: {exc})")
+
+
+def _read(source, verify, mmap=False):
+    if mmap and not isinstance(source, (str, os.PathLike)):
+        warnings.warn("mmap=True needs a path; the bundle is read from the file object "
+                      "into memory", RuntimeWarning, stacklevel=4)
+        mmap = False
+    if not mmap:
+        return _read_archive(source, verify, None)
+    try:
+        handle = open(source, "rb")
+    except OSError as exc:
+        _fail(f"cannot open it ({exc.strerror or exc})")
+    with handle:  # the maps hold their own reference to the file
+        return _read_archive(handle, verify, handle)
+
+
+def _read_archive(source, verify, handle):
     try:
         archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile:
@@ -457,13 +533,26 @@ def _read(source, verify):
         if extra:
             _fail(f"unexpected member(s) {', '.join(map(repr, extra))}, not listed in "
                   "the manifest")
-        arrays = {key: _read_array(archive, infos[name], key, manifest["arrays"][key])
-                  for name, key in expected.items()}
-    check_arrays(manifest, arrays, digests=verify)
+        arrays = {}
+        for name, key in expected.items():
+            record = manifest["arrays"][key]
+            mapped = handle and _map_array(archive, handle, infos[name], key, record, verify)
+            arrays[key] = (_read_array(archive, infos[name], key, record) if mapped is None
+                           else mapped)
+    check_arrays(manifest, arrays, digests=verify and handle is None)
+    copied = [k for k, a in arrays.items() if handle and not isinstance(a, np.memmap)]
+    if verify and copied:  # the mapped arrays were checked while streaming them
+        check_arrays({"arrays": {k: manifest["arrays"][k] for k in copied}},
+                     {k: arrays[k] for k in copied})
+    if any(arrays[k].size for k in copied):
+        warnings.warn(f"bundle members {', '.join(copied[:5])} are compressed, "
+                      "Fortran-ordered or unaligned (written before forge aligned them): "
+                      "read into memory, not memory-mapped",
+                      RuntimeWarning, stacklevel=5)
     return manifest, arrays
 
 
-def read_bundle(path, verify=True):
+def read_bundle(path, verify=True, mmap=False):
     """Read and check a bundle; return ``(manifest, arrays)``.
 
     Parameters
@@ -473,6 +562,11 @@ def read_bundle(path, verify=True):
     verify : bool
         Check every array's sha256 (a hash over all the weights; the structure, shapes
         and dtypes are always checked).
+    mmap : bool
+        Memory-map each stored (uncompressed) member read-only instead of copying it
+        (``path`` must be a path). Digests are still checked at load, eagerly, by
+        streaming each member through a 1 MiB buffer. Compressed, empty or
+        Fortran-ordered members are read into memory, with a ``RuntimeWarning``.
 
     Returns
     -------
@@ -491,6 +585,6 @@ def read_bundle(path, verify=True):
     """
     where = repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else repr(path)
     try:
-        return _read(path, verify)
+        return _read(path, verify, mmap)
     except BundleError as exc:
         raise BundleError(f"bundle {where}: {exc}") from exc.__cause__

@@ -54,9 +54,10 @@ def _read_only(array, dtype):
     return array
 
 
-def load(path, verify=True):
+def load(path, verify=True, mmap=False):
     """Load a bundle from ``path`` (or a binary file object); ``verify=False`` skips the
-    sha256 checks.
+    sha256 checks; ``mmap=True`` memory-maps the weights read-only instead of copying
+    them (see :func:`runtime.bundle.read_bundle` and ``docs/edge.md``).
 
     Raises :class:`BundleError` for anything wrong with the file.
 
@@ -65,7 +66,7 @@ def load(path, verify=True):
     >>> model.inputs                                     # doctest: +SKIP
     [TensorSpec(name='input', shape=(None, 64), dtype=dtype('float32'))]
     """
-    manifest, arrays = bundle.read_bundle(path, verify=verify)
+    manifest, arrays = bundle.read_bundle(path, verify=verify, mmap=mmap)
     return Model(manifest, arrays, path=path)
 
 
@@ -226,7 +227,7 @@ class Model:
             for step, name in enumerate(plan):
                 if name not in values:
                     values[name] = self._evaluate(name, values)
-                for source in self._layers[name].inputs:
+                for source in set(self._layers[name].inputs):  # a layer may read one twice
                     if last_use[source] == step and source not in names:
                         del values[source]  # free memory as soon as possible
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
@@ -288,6 +289,8 @@ class Model:
             raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take input "
                              f"of shape {shapes}: {exc}") from exc
         declared = self._shapes[name]
+        if declared[:1] == (None,) and result.shape[1:] == declared[1:] and result.ndim:
+            return result  # the usual case, a free batch axis: checked without a loop
         if result.ndim != len(declared) or any(
                 d is not None and d != s for d, s in zip(declared, result.shape)):
             raise BundleError(

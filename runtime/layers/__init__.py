@@ -6,7 +6,9 @@ for a bundle's ``type`` name.
 from .base import Layer, known_types, layer_class, register
 from .input import InputLayer
 from .dense import DenseLayer, NINLayer
-from .special import BiasLayer, ExpressionLayer, NonlinearityLayer, ScaleLayer
+from .special import (BiasLayer, ExpressionLayer, InverseLayer, NonlinearityLayer,
+                      ParametricRectifierLayer, RandomizedRectifierLayer, ScaleLayer,
+                      TPSTransformerLayer, TransformerLayer)
 from .noise import DropoutLayer, GaussianNoiseLayer
 from .shape import DimshuffleLayer, FlattenLayer, PadLayer, ReshapeLayer, SliceLayer
 from .merge import ConcatLayer, ElemwiseMergeLayer, ElemwiseSumLayer
@@ -16,6 +18,8 @@ from .pool import (FeaturePoolLayer, FeatureWTALayer, GlobalPoolLayer, MaxPool1D
                    MaxPool2DLayer, MaxPool3DLayer, Pool1DLayer, Pool2DLayer, Pool3DLayer,
                    SpatialPyramidPoolingLayer, Upscale1DLayer, Upscale2DLayer, Upscale3DLayer)
 from .normalization import BatchNormLayer, LocalResponseNormalization2DLayer, StandardizationLayer
+from .embedding import EmbeddingLayer
+from .recurrent import CustomRecurrentLayer, GRULayer, LSTMLayer, RecurrentLayer
 
 __all__ = [
     "Layer", "register", "layer_class", "known_types",
@@ -28,4 +32,7 @@ __all__ = [
     "MaxPool2DLayer", "MaxPool3DLayer", "GlobalPoolLayer", "Upscale1DLayer", "Upscale2DLayer",
     "Upscale3DLayer", "FeaturePoolLayer", "FeatureWTALayer", "SpatialPyramidPoolingLayer",
     "BatchNormLayer", "LocalResponseNormalization2DLayer", "StandardizationLayer",
+    "ParametricRectifierLayer", "RandomizedRectifierLayer", "InverseLayer", "TransformerLayer",
+    "TPSTransformerLayer",
 ]
+__all__ += ["EmbeddingLayer", "CustomRecurrentLayer", "RecurrentLayer", "LSTMLayer", "GRULayer"]

@@ -72,7 +72,8 @@ class ElemwiseSumLayer(_MergeLayer):
 
 @register
 class ElemwiseMergeLayer(_MergeLayer):
-    """``f(f(x0, x1), x2)...`` for a binary ``merge_function`` (add, mul, maximum, ...)."""
+    """``f(f(x0, x1), x2)...`` for a binary ``merge_function`` (add, mul, maximum, ...,
+    or a two-input program lowered from the user's function)."""
 
     config_keys = ("merge_function", "cropping")
 

@@ -67,8 +67,8 @@ class TestLoad:
     def test_unknown_layer_type_names_it_and_the_known_ones(self, make_bundle):
         b = BundleBuilder()
         b.input("x", [None, 2])
-        b.layer("LSTMLayer", ["x"], {}, shape=[None, 2])
-        with pytest.raises(BundleError, match=r"unknown layer type 'LSTMLayer'; this runtime "
+        b.layer("NeuralODELayer", ["x"], {}, shape=[None, 2])
+        with pytest.raises(BundleError, match=r"unknown layer type 'NeuralODELayer'; this runtime "
                                               r"knows .*DenseLayer.*InputLayer") as info:
             runtime.load(make_bundle(b, "lstm.npz"))
         assert "lstm.npz" in str(info.value)

@@ -68,3 +68,118 @@ class TestBiasAndScale:
             with pytest.raises(ValueError, match=rf"{key} of shape \(1, 3\) \(1 on shared axes "
                                                  rf"\(0,\)\) does not fit"):
                 layer(bad)
+
+
+# -- rectifiers, inverse, spatial transformers -----------------------------------------
+
+def test_parametric_rectifier_matches_numpy():
+    alpha = np.array([0.1, -0.5, 2.0], "f4")
+    check_layer("ParametricRectifierLayer", {"shared_axes": [0, 2]}, {"alpha": alpha},
+                [(4, 3, 5)], lambda x: np.where(x > 0, x, alpha[:, None] * x))
+
+
+def test_parametric_rectifier_all_shared():
+    check_layer("ParametricRectifierLayer", {"shared_axes": [0, 1]},
+                {"alpha": np.array(0.3, "f4")}, [(4, 3)], lambda x: np.where(x > 0, x, 0.3 * x))
+
+
+def test_randomized_rectifier_uses_the_mean_slope():
+    check_layer("RandomizedRectifierLayer", {"lower": 0.1, "upper": 0.5}, {}, [(4, 3)],
+                lambda x: np.where(x > 0, x, np.float32(0.3) * x))
+
+
+def test_randomized_rectifier_refuses_bad_bounds():
+    with pytest.raises(BundleError, match="lower <= upper"):
+        build_layer("RandomizedRectifierLayer", {"lower": 0.8, "upper": 0.1})
+
+
+def _dense_entry(W, nonlinearity="linear"):
+    return {"layer_type": "DenseLayer",
+            "layer_config": {"num_units": W.shape[1], "num_leading_axes": 1,
+                             "nonlinearity": {"name": nonlinearity}}}, {"W": W, "b": None}
+
+
+@pytest.mark.parametrize("name, slope", [
+    ("linear", lambda z: np.ones_like(z)), ("rectify", lambda z: (z > 0) * 1.0),
+    ("tanh", lambda z: 1 - np.tanh(z) ** 2), ("softplus", lambda z: 1 / (1 + np.exp(-z))),
+    ("elu", lambda z: np.where(z > 0, 1, np.exp(z)))])
+def test_inverse_of_dense_is_the_transposed_jacobian(name, slope):
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 3)).astype("f4")
+    x, g = rng.standard_normal((4, 5)).astype("f4"), rng.standard_normal((4, 3)).astype("f4")
+    config, params = _dense_entry(W, name)
+    layer = build_layer("InverseLayer", config, params, inputs=("g", "y", "x"))
+    dense = build_layer("DenseLayer", config["layer_config"], params)
+    got = layer(g, dense(x), x)
+    np.testing.assert_allclose(got, (g * slope(x @ W)) @ W.T, rtol=1e-4, atol=1e-5)
+
+
+def test_inverse_of_max_pool_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    config = {"pool_size": [2, 2], "stride": [1, 2], "pad": [1, 0], "ignore_border": True,
+              "mode": "max"}
+    pool = build_layer("Pool2DLayer", dict(config))
+    inverse = build_layer("InverseLayer", {"layer_type": "Pool2DLayer", "layer_config": config},
+                          {}, inputs=("g", "y", "x"))
+    x = rng.standard_normal((1, 2, 4, 5))  # float64: exact finite differences
+    g = rng.standard_normal(pool(x).shape)
+    got = inverse(g, pool(x), x)
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        step = np.zeros_like(x)
+        step[index] = 1e-6
+        numeric[index] = np.sum(g * (pool(x + step) - pool(x - step))) / 2e-6
+    np.testing.assert_allclose(got, numeric, atol=1e-6)
+
+
+def test_inverse_refuses_what_it_cannot_invert():
+    with pytest.raises(BundleError, match="layer_type 'PadLayer' cannot be inverted"):
+        build_layer("InverseLayer", {"layer_type": "PadLayer", "layer_config": {}}, {},
+                    inputs=("g", "y", "x"))
+    config, params = _dense_entry(np.ones((2, 2), "f4"), "hard_sigmoid")
+    with pytest.raises(BundleError, match="cannot invert through the nonlinearity"):
+        build_layer("InverseLayer", config, params, inputs=("g", "y", "x"))
+
+
+def test_transformer_identity_and_shift():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 5)).astype("f4")
+    layer = build_layer("TransformerLayer", {"downsample_factor": [1, 1],
+                                             "border_mode": "nearest"}, inputs=("x", "t"))
+    identity = np.tile(np.array([1, 0, 0, 0, 1, 0], "f4"), (2, 1))
+    np.testing.assert_allclose(layer(x, identity), x, atol=1e-6)
+    shift = identity.copy()
+    shift[:, 2] = 0.5  # a quarter of [-1, 1]: one pixel of 5 columns to the right
+    np.testing.assert_allclose(layer(x, shift)[..., :-1], x[..., 1:], atol=1e-6)
+
+
+@pytest.mark.parametrize("border_mode, expected", [
+    ("nearest", [0, 0, 0, 1, 2, 3, 3, 3]), ("wrap", [2, 3, 0, 1, 2, 3, 0, 1]),
+    ("mirror", [2, 1, 0, 1, 2, 3, 2, 1])])
+def test_border_modes(border_mode, expected):
+    from runtime.layers.special import _border_index
+
+    positions = np.arange(-2, 6, dtype="f4")
+    np.testing.assert_array_equal(_border_index(positions, 4, border_mode), expected)
+
+
+def test_tps_zero_offsets_are_the_identity():
+    x = np.random.default_rng(1).standard_normal((2, 1, 6, 7)).astype("f4")
+    layer = build_layer("TPSTransformerLayer", {"downsample_factor": [1, 1],
+                                                "control_points": 9, "border_mode": "wrap"},
+                        inputs=("x", "offsets"))
+    np.testing.assert_allclose(layer(x, np.zeros((2, 18), "f4")), x, atol=1e-5)
+    with pytest.raises(ValueError, match=r"parameters \(batch, 18\)"):
+        layer(x, np.zeros((2, 16), "f4"))
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"downsample_factor": [1, 1], "control_points": 8, "border_mode": "wrap"},
+     "perfect square"),
+    ({"downsample_factor": [0, 1], "control_points": 9, "border_mode": "wrap"},
+     "downsample_factor"),
+    ({"downsample_factor": [1, 1], "control_points": 9, "border_mode": "zero"},
+     "border_mode")])
+def test_tps_refuses_bad_configs(config, message):
+    with pytest.raises(BundleError, match=message):
+        build_layer("TPSTransformerLayer", config, inputs=("x", "offsets"))
