@@ -7,7 +7,7 @@ from ..random import random_streams
 from .base import Layer
 
 __all__ = [
-    "DropoutLayer", "dropout", "dropout_channels", "dropout_locations",
+    "DropoutLayer", "dropout", "dropout_channels", "spatial_dropout", "dropout_locations",
     "GaussianNoiseLayer",
 ]
 
@@ -105,6 +105,10 @@ def dropout_channels(incoming, *args, **kwargs):
     ndim = len(getattr(incoming, "output_shape", incoming))
     kwargs["shared_axes"] = tuple(range(2, ndim))
     return DropoutLayer(incoming, *args, **kwargs)
+
+
+#: Lasagne's other name for :func:`dropout_channels`.
+spatial_dropout = dropout_channels
 
 
 def dropout_locations(incoming, *args, **kwargs):

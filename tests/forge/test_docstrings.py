@@ -8,13 +8,14 @@ MODULES = [
     "forge.random", "forge.utils", "forge.init", "forge.nonlinearities",
     "forge.layers.base", "forge.layers.input", "forge.layers.dense",
     "forge.layers.special", "forge.layers.noise", "forge.layers.shape",
-    "forge.layers.merge", "forge.layers.helper",
+    "forge.layers.merge", "forge.layers.helper", "forge.layers.dnn", "forge.layers.corrmm",
+    "forge.layers.cuda_convnet", "forge.lowering",
 ]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_examples(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0

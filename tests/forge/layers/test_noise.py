@@ -84,6 +84,10 @@ class TestDropoutLayer:
         assert layer.shared_axes == (2, 3)
         assert dropout_channels((None, 3, 5), p=0.2).shared_axes == (2,)
 
+    def test_spatial_dropout_is_lasagnes_name_for_dropout_channels(self):
+        from forge.layers import spatial_dropout
+        assert spatial_dropout(InputLayer((None, 3, 5, 6)), p=0.3).shared_axes == (2, 3)
+
     def test_dropout_locations(self):
         assert dropout_locations(InputLayer((None, 3, 5, 6))).shared_axes == (1,)
 
