@@ -467,8 +467,8 @@ def member_data_offset(handle, info):
 
 def _map_array(archive, handle, info, key, record, verify):
     """A stored member as a read-only ``np.memmap`` of ``handle``, or None when it cannot
-    be mapped (compressed, empty, Fortran-ordered or at an unaligned offset). With ``verify``, its sha256 is
-    checked first by streaming the member in 1 MiB pieces (no copy is kept)."""
+    be mapped (compressed, empty, Fortran-ordered or at an unaligned offset). With
+    ``verify``, its sha256 is checked first by streaming the member in 1 MiB pieces."""
     header_size, (shape, fortran, dtype) = _member_header(archive, info, key, record)
     if info.compress_type != zipfile.ZIP_STORED or fortran or math.prod(shape) == 0:
         return None

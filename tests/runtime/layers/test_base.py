@@ -18,6 +18,9 @@ CONTRACT_TYPES = {
     "GlobalPoolLayer", "Upscale1DLayer", "Upscale2DLayer", "Upscale3DLayer", "FeaturePoolLayer",
     "FeatureWTALayer", "SpatialPyramidPoolingLayer", "BatchNormLayer",
     "LocalResponseNormalization2DLayer", "StandardizationLayer",
+    "ParametricRectifierLayer", "RandomizedRectifierLayer", "InverseLayer", "TransformerLayer",
+    "TPSTransformerLayer", "EmbeddingLayer", "CustomRecurrentLayer", "RecurrentLayer",
+    "LSTMLayer", "GRULayer",
 }
 
 
@@ -28,9 +31,9 @@ def test_every_contract_type_is_registered():
 
 
 def test_unknown_type_names_it_and_the_known_ones():
-    with pytest.raises(BundleError, match=r"unknown layer type 'LSTMLayer'; this runtime "
+    with pytest.raises(BundleError, match=r"unknown layer type 'NeuralODELayer'; this runtime "
                                           r"knows BatchNormLayer, BiasLayer, ConcatLayer"):
-        layer_class("LSTMLayer")
+        layer_class("NeuralODELayer")
 
 
 def test_registering_a_second_class_under_a_taken_name_fails():
