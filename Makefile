@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install serve bench clean
+.PHONY: demo test install serve bench clean image base-image
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,32 @@ bench: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/forge serve
+
+## The service's Docker image (docs/docker.md): `make image`, or with Docker:
+## `make image BUILDER=docker`. Where Docker Hub is unreachable: `make base-image`, then
+## `make image BASE_IMAGE=localhost/debian-py:bookworm`. PIP_CA=/path/to/ca.pem hands pip
+## a proxy's certificate authority (a build secret, never stored in the image).
+BUILDER    ?= buildah
+IMAGE      ?= localhost/forge-service:latest
+BASE_IMAGE ?= python:3.11-slim
+LOCAL_BASE ?= localhost/debian-py:bookworm
+ISOLATION  ?= chroot
+PIP_CA     ?=
+comma := ,
+ifeq ($(BUILDER),docker)
+IMAGE_BUILD = docker build
+else  # buildah, podman: the docker format keeps HEALTHCHECK (OCI images drop it)
+IMAGE_BUILD = $(BUILDER) build --format docker --layers \
+	$(if $(filter buildah,$(BUILDER)),--isolation $(ISOLATION))
+endif
+
+image:
+	$(IMAGE_BUILD) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		$(if $(PIP_CA),--secret id=pip_ca$(comma)src=$(PIP_CA)) -t $(IMAGE) .
+
+## A local Debian base image with Python 3.11 (needs root, debootstrap, podman).
+base-image:
+	tests/docker/make_base.sh $(LOCAL_BASE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
