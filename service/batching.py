@@ -10,8 +10,10 @@ requests of that model are already waiting or running is refused at once with
 capacity never turns into an unbounded backlog.
 
 With batching off, a request is submitted to the pool as soon as it arrives. With
-batching on, a per-model collector takes the first waiting request, waits up to
-``batch_max_delay_ms`` for more (or until ``batch_max_size`` rows are waiting),
+batching on, a per-model collector takes the waiting requests: when no call of that
+model is running it dispatches them at once (a lone request pays no delay); while one
+is running it waits for more, until that call ends, ``batch_max_size`` rows are
+waiting or the first request has waited ``batch_max_delay_ms``. It then
 concatenates the compatible ones along the batch axis, runs the model *once* and
 splits the outputs back by rows. Requests are compatible when they use the same
 model version, ask for the same outputs and have inputs with the same trailing
@@ -88,6 +90,7 @@ class _ModelQueue:
         self.waiting: deque[_Request] = deque()
         self.wake = asyncio.Event()
         self.collector: asyncio.Task[None] | None = None
+        self.running = 0  # model calls of this queue in the pool
 
 
 class Scheduler:
@@ -201,6 +204,7 @@ class Scheduler:
             deadline = first.arrived + self.config.max_delay_s
             while (
                 not self._closing
+                and queue.running > 0  # an idle model takes what is waiting now
                 and sum(r.rows for r in queue.waiting) < self.config.max_batch_rows
                 and (left := deadline - time.perf_counter()) > 0
             ):
@@ -214,7 +218,8 @@ class Scheduler:
             if not batch:
                 self._slots.release()
                 continue
-            task = asyncio.create_task(self._run_batch(batch))
+            queue.running += 1
+            task = asyncio.create_task(self._run_batch(batch, queue))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         queue.wake.clear()
@@ -239,7 +244,7 @@ class Scheduler:
         queue.waiting.extendleft(reversed(rest))
         return batch
 
-    async def _run_batch(self, batch: list[_Request]) -> None:
+    async def _run_batch(self, batch: list[_Request], queue: _ModelQueue) -> None:
         try:
             first = batch[0]
             for request in batch:
@@ -257,6 +262,8 @@ class Scheduler:
                     request.future.set_result(outcome)
         finally:
             self._slots.release()
+            queue.running -= 1
+            queue.wake.set()  # the collector may be waiting for this call to end
 
     async def _outcome(
         self, entry: ModelEntry, requests: int, feeds: dict[str, np.ndarray], outputs: list[str] | None
