@@ -95,6 +95,19 @@ class TestScheduler:
         calls, requests = batch_count(text)
         assert requests == 10 and calls < 10
 
+    def test_a_lone_request_on_an_idle_model_does_not_wait_for_the_delay(self, entry):
+        async def go():
+            scheduler = Scheduler(BatchingConfig(threads=1, batching=True, max_delay_s=5.0))
+            started = asyncio.get_running_loop().time()
+            result = await scheduler.infer(entry, {"input": ROWS[:1]}, None)
+            elapsed = asyncio.get_running_loop().time() - started
+            await scheduler.close()
+            return result, elapsed
+
+        result, elapsed = self.run(go())
+        assert result["output"].shape == (1, 3)
+        assert elapsed < 2.5, f"waited {elapsed:.2f} s: the 5 s batching delay was applied"
+
     def test_rows_limit_splits_batches(self, entry):
         async def go():
             scheduler = Scheduler(BatchingConfig(threads=1, batching=True, max_batch_rows=4,
