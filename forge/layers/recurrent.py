@@ -187,7 +187,9 @@ class _Recurrent(MergeLayer):
         return states
 
     def get_output_for(self, inputs, **kwargs):
-        input = inputs[0]
+        # the fixed sizes into the graph's types, so that shapes computed from them fold
+        # to constants (JAX compiles only static shapes)
+        input = T.specify_shape(inputs[0], self.input_shapes[0])
         if self.backwards:
             # reversed here rather than by the loop (scan's go_backwards): the same
             # result, and a gradient XLA compiles (it crashes on go_backwards's)
@@ -210,9 +212,13 @@ class _Recurrent(MergeLayer):
             new = self._step(inputs_n, previous, step_weights, **kwargs)
             if masked:
                 new = [T.switch(mask_n, n, p) for n, p in zip(new, previous)]
-            return new
+            return [T.specify_shape(n, state_shape) for n in new]
 
-        states = self._initial_states(inputs, num_batch)
+        # the states' static shapes, the same outside and inside the loop (scan needs
+        # them to agree; a size-1 axis could otherwise be known on one side only)
+        state_shape = (self.input_shapes[0][0],) + tuple(self.hidden_shape)
+        states = [T.specify_shape(s, state_shape)
+                  for s in self._initial_states(inputs, num_batch)]
         outputs = _loop(step, sequences, states, weights, self.input_shapes[0][1],
                         self.unroll_scan, self.gradient_steps)
         hid = outputs[-1]
@@ -380,7 +386,7 @@ class RecurrentLayer(CustomRecurrentLayer):
     >>> l_rnn.output_shape
     (None, 5)
     >>> sorted(p.name for p in l_rnn.get_params(trainable=True))
-    ['input_to_hidden.W', 'input_to_hidden.b', 'hidden_to_hidden.W']
+    ['hidden_to_hidden.W', 'input_to_hidden.W', 'input_to_hidden.b']
     """
 
     def __init__(self, incoming, num_units, W_in_to_hid=init.Uniform(),

@@ -9,7 +9,8 @@ flags of ``_numba`` (cached, single-threaded).
 The public functions take the arguments of their ``_numpy_rnn`` twins. The activation
 functions must be the runtime's named nonlinearities; each is passed to the kernel as a
 code and up to two parameters. Anything the kernels do not cover (another function,
-dtypes other than float32 and float64) goes to the numpy twin.
+dtypes other than float32 and float64) goes to the numpy twin, and so do steps large
+enough for BLAS to win (:data:`MAX_STEP_WORK`).
 """
 import threading
 import warnings
@@ -29,6 +30,13 @@ CODES = {
     "elu": (7, ()), "selu": (8, ("scale", "scale_neg")), "softplus": (9, ()),
     "exp": (10, ()), "abs": (11, ()), "sqr": (12, ()),
 }
+
+#: Above this many multiply-adds per step in the hidden-to-hidden product (batch * units
+#: * units), numpy's BLAS product beats the compiled scalar loop and the numpy twin runs.
+#: Measured for an LSTM, 50 steps, on this project's 2-core machine: batch 1 x 32 units
+#: 0.13 ms numba vs 0.86 ms numpy; batch 4 x 64 1.1 vs 1.3 ms; batch 8 x 64 2.2 vs 1.7 ms;
+#: batch 32 x 64 25 vs 7.9 ms.
+MAX_STEP_WORK = 16384
 
 _KERNELS = {}
 _lock = threading.Lock()
@@ -76,8 +84,11 @@ def _encode(functions):
 
 
 def _prepare(x, weights, states, mask):
-    """The kernel's arguments: contiguous arrays of one dtype, the mask as bools."""
-    dtype = x.dtype
+    """The kernel's arguments: contiguous arrays of one dtype, the mask as bools; or None
+    where the numpy twin is the better choice."""
+    dtype, (batch, units) = x.dtype, states[0].shape
+    if batch * units * units > MAX_STEP_WORK:
+        return None
     if dtype not in (np.float32, np.float64) or any(
             w is not None and w.dtype != dtype for w in weights):
         return None

@@ -16,6 +16,9 @@ def main():
               file=sys.stderr)
         return 1
     seconds = _numba.warm_cache()
+    from . import _numba_rnn
+
+    seconds += _numba_rnn.warm_cache()
     print(f"compiled or loaded {len(_numba._KERNELS)} numba kernels "
           f"in {seconds:.2f} s")
     return 0

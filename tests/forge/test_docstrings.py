@@ -9,7 +9,8 @@ MODULES = [
     "forge.layers.base", "forge.layers.input", "forge.layers.dense",
     "forge.layers.special", "forge.layers.noise", "forge.layers.shape",
     "forge.layers.merge", "forge.layers.helper", "forge.layers.dnn", "forge.layers.corrmm",
-    "forge.layers.cuda_convnet", "forge.lowering",
+    "forge.layers.cuda_convnet", "forge.lowering", "forge.layers.recurrent",
+    "forge.layers.embedding",
 ]
 
 

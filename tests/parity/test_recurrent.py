@@ -1,0 +1,159 @@
+"""Parity of the recurrent layers over generated configurations: ragged masks, backwards,
+only_return_final, precompute_input, unroll_scan, learn_init, initial states given by
+layers, peepholes, gate nonlinearities and batch 1."""
+import numpy as np
+import pytensor
+import pytensor.tensor as T
+from hypothesis import given, settings, strategies as st
+
+from forge import init, layers as L, nonlinearities as nl
+
+from .helpers import assert_parity
+from .strategies import SETTINGS
+
+# every example compiles a loop: fewer of them than for the feed-forward layers
+RNN_SETTINGS = dict(SETTINGS, max_examples=12)
+
+GATE_FUNCTIONS = [nl.sigmoid, nl.tanh, nl.rectify, nl.linear, nl.ultra_fast_sigmoid,
+                  nl.LeakyRectify(0.2), nl.ScaledTanH(0.5, 1.5), nl.elu, nl.softplus,
+                  T.tanh, T.sigmoid]
+# For the gates that multiply a state (LSTM input/forget/output, GRU reset/update):
+# bounded functions. An unbounded gate lets the state grow geometrically, and float32
+# rounding (forge and the runtime sum in different orders) then exceeds 1e-5 * |y| after
+# a few steps through cancellation, a property of float32 rather than of the export.
+BOUNDED = [nl.sigmoid, nl.tanh, nl.ultra_fast_sigmoid, nl.ScaledTanH(0.5, 1.5), T.sigmoid]
+
+
+def configuration(draw):
+    """Input sizes, flags and the extra input layers of one recurrent layer."""
+    time = draw(st.integers(1, 5))
+    features = draw(st.lists(st.integers(1, 3), min_size=1, max_size=2))
+    units = draw(st.integers(1, 4))
+    batch = draw(st.integers(1, 3))
+    fixed_batch = batch if batch == 1 and draw(st.booleans()) else None
+    unroll = draw(st.booleans())
+    l_in = L.InputLayer([fixed_batch, time if unroll or draw(st.booleans()) else None]
+                        + features)
+    kwargs = dict(backwards=draw(st.booleans()), only_return_final=draw(st.booleans()),
+                  unroll_scan=unroll, precompute_input=draw(st.booleans()),
+                  learn_init=draw(st.booleans()))
+    extra = {}
+    if draw(st.booleans()):
+        extra["mask"] = L.InputLayer((fixed_batch, l_in.shape[1]))
+        kwargs["mask_input"] = extra["mask"]
+    return l_in, units, batch, time, kwargs, extra
+
+
+def initial_state(draw, rng, units, extra, state, fixed_batch):
+    kind = draw(st.sampled_from(["zero", "array", "layer", "expression"]))
+    if kind == "layer":
+        extra[state] = L.InputLayer((fixed_batch, units))
+        return extra[state]
+    value = (0.5 * rng.standard_normal((1, units))).astype(np.float32)
+    return {"zero": init.Constant(0.0), "array": value,
+            "expression": T.tanh(pytensor.shared(value))}[kind]
+
+
+def feeds_for(layer, extra, batch, time, rng):
+    """Input data in the order of the network's InputLayers; ragged 0/1 masks."""
+    feeds = []
+    for lay in L.get_all_layers(layer):
+        if not isinstance(lay, L.InputLayer):
+            continue
+        if lay is extra.get("mask"):
+            lengths = rng.integers(0, time + 1, size=batch)
+            feeds.append((np.arange(time)[None, :] < lengths[:, None]).astype(np.float32))
+        else:
+            free = (batch, time)  # a free axis 0 is the batch, a free axis 1 the time
+            shape = tuple(free[k] if s is None else s for k, s in enumerate(lay.shape))
+            feeds.append(rng.standard_normal(shape).astype(np.float32))
+    return feeds
+
+
+def check(layer, extra, batch, time, rng, bundle_path):
+    assert_parity(layer, bundle_path(), feeds=feeds_for(layer, extra, batch, time, rng))
+
+
+class TestRecurrentLayer:
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_parity(self, data, bundle_path):
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
+        fixed = l_in.shape[0]
+        layer = L.RecurrentLayer(
+            l_in, units, W_in_to_hid=init.Normal(0.5), W_hid_to_hid=init.Normal(0.5),
+            b=data.draw(st.sampled_from([None, init.Normal(0.5)])),
+            nonlinearity=data.draw(st.sampled_from(GATE_FUNCTIONS)),
+            hid_init=initial_state(data.draw, rng, units, extra, "hid", fixed), **kwargs)
+        check(layer, extra, batch, time, rng, bundle_path)
+
+
+class TestCustomRecurrentLayer:
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_parity(self, data, bundle_path):
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
+        features = l_in.shape[2:]
+        functions = st.sampled_from(GATE_FUNCTIONS)
+        in_to_hid = L.DenseLayer(L.InputLayer((None,) + features), units,
+                                 W=init.Normal(0.5), b=init.Normal(0.5),
+                                 nonlinearity=data.draw(functions))
+        hid_to_hid = L.DenseLayer(L.InputLayer((None, units)), units, W=init.Normal(0.5),
+                                  b=data.draw(st.sampled_from([None, init.Normal(0.5)])),
+                                  nonlinearity=data.draw(functions))
+        layer = L.CustomRecurrentLayer(
+            l_in, in_to_hid, hid_to_hid, nonlinearity=data.draw(functions),
+            hid_init=initial_state(data.draw, rng, units, extra, "hid", l_in.shape[0]),
+            **kwargs)
+        check(layer, extra, batch, time, rng, bundle_path)
+
+
+def gate(draw, peephole=True, functions=BOUNDED):
+    return L.Gate(W_in=init.Normal(0.5), W_hid=init.Normal(0.5),
+                  W_cell=init.Normal(0.5) if peephole else None, b=init.Normal(0.5),
+                  nonlinearity=draw(st.sampled_from(functions)))
+
+
+class TestLSTMLayer:
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_parity(self, data, bundle_path):
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
+        fixed = l_in.shape[0]
+        layer = L.LSTMLayer(
+            l_in, units, ingate=gate(data.draw), forgetgate=gate(data.draw),
+            cell=gate(data.draw, False, GATE_FUNCTIONS), outgate=gate(data.draw),
+            nonlinearity=data.draw(st.sampled_from(GATE_FUNCTIONS)),
+            peepholes=data.draw(st.booleans()),
+            hid_init=initial_state(data.draw, rng, units, extra, "hid", fixed),
+            cell_init=initial_state(data.draw, rng, units, extra, "cell", fixed), **kwargs)
+        check(layer, extra, batch, time, rng, bundle_path)
+
+
+class TestGRULayer:
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_parity(self, data, bundle_path):
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
+        layer = L.GRULayer(
+            l_in, units, resetgate=gate(data.draw, False), updategate=gate(data.draw, False),
+            hidden_update=gate(data.draw, False, GATE_FUNCTIONS),
+            hid_init=initial_state(data.draw, rng, units, extra, "hid", l_in.shape[0]),
+            **kwargs)
+        check(layer, extra, batch, time, rng, bundle_path)
+
+    def test_stacked_layers_with_one_mask(self, bundle_path):
+        """A bidirectional-style stack: forward and backward GRUs over one masked batch,
+        concatenated, then an LSTM reading only the last step."""
+        rng = np.random.default_rng(0)
+        l_in, l_mask = L.InputLayer((None, None, 3)), L.InputLayer((None, None))
+        fwd = L.GRULayer(l_in, 4, mask_input=l_mask)
+        bwd = L.GRULayer(l_in, 4, mask_input=l_mask, backwards=True)
+        out = L.LSTMLayer(L.ConcatLayer([fwd, bwd], axis=2), 2, mask_input=l_mask,
+                          only_return_final=True)
+        for batch, time in ((1, 1), (3, 6)):
+            check(out, {"mask": l_mask}, batch, time, rng, bundle_path)
