@@ -199,7 +199,10 @@ class _Recurrent(MergeLayer):
         num_inputs = len(sequences)
         masked = self.mask_incoming_index > 0
         if masked:
-            mask = inputs[self.mask_incoming_index]
+            # the mask's batch and time sizes taken from the input: otherwise the graph
+            # checks at run time that the two agree, and JAX cannot trace the sizes
+            # that come out of that check
+            mask = inputs[self.mask_incoming_index].reshape(input.shape[:2], ndim=2)
             mask = mask[:, ::-1] if self.backwards else mask
             pattern = [1, 0] + ["x"] * len(self.hidden_shape)
             sequences.append(mask.dimshuffle(*pattern))

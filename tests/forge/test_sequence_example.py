@@ -58,3 +58,15 @@ def test_served_prediction(trained):
     np.testing.assert_allclose(body["outputs"]["probs"], predict(tokens, mask), rtol=1e-5,
                                atol=1e-6)
     assert body["predictions"] == [str(i) for i in predict(tokens, mask).argmax(axis=1)]
+
+
+def test_trains_on_the_jax_backend_with_a_batch_size_left_open():
+    # the network's inputs are (None, 8): JAX must still see static shapes everywhere,
+    # including the reshapes in the LSTM's gradient (they failed while PyTensor's fusion
+    # ran in the JAX mode)
+    pytest.importorskip("jax", reason="jax not installed (the JAX backend, [dev] extra)")
+    forge.random.set_rng(np.random.RandomState(0))
+    tokens, mask, labels = sequence.make_data(256, seed=0)
+    network = sequence.build_network()
+    predict = sequence.train(network, tokens, mask, labels, epochs=12, mode="JAX")
+    assert sequence.accuracy(predict, *sequence.make_data(128, seed=1)) >= 0.6
