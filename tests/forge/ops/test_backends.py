@@ -54,8 +54,10 @@ def test_every_op_has_a_numba_cache_key():
         "Corr", "CorrGradInputs", "CorrGradWeights", "Pool", "MaxPoolGrad",
         "AveragePoolGrad"}
     for node in ours:
-        _, key = numba_funcify_and_cache_key(node.op, node=node)
+        func, key = numba_funcify_and_cache_key(node.op, node=node)
         assert key is not None, node.op
+        # named after the op, as compile_times.py --breakdown reports it
+        assert func.py_func.__name__ == f"forge_{type(node.op).__name__.lower()}"
 
 
 def test_cvm_linker_runs_perform():
@@ -99,3 +101,48 @@ def test_jax_flatten_after_the_ops_has_concrete_shapes():
     expected = compile_fn([x, w, v], outputs, "FAST_COMPILE")(*data)
     for g, e in zip(compile_fn([x, w, v], outputs, "JAX")(*data), expected):
         assert_close(np.asarray(g), e, "float32")
+
+
+def readme_cnn_training(mode, batch=16, steps=2):
+    """The README network without dropout (so every backend computes the same thing),
+    with its L2 penalty and Nesterov momentum, on a fixed batch size as JAX wants it:
+    the losses of a few steps and the parameters after them."""
+    import forge
+    from forge import init, layers as L
+    from forge import nonlinearities, objectives, regularization, updates
+
+    forge.random.set_rng(np.random.RandomState(0))
+    leaky = nonlinearities.leaky_rectify
+    x, y = T.tensor4("x"), T.ivector("y")
+    net = L.InputLayer((batch, 1, 8, 8), x)
+    net = L.Conv2DLayer(net, 8, (3, 3), nonlinearity=leaky)
+    net = L.Conv2DLayer(net, 4, (3, 3), nonlinearity=leaky)
+    net = L.Pool2DLayer(net, (3, 3), stride=2, mode="max")
+    net = L.DenseLayer(net, 16, nonlinearity=leaky, W=init.Orthogonal())
+    net = L.DenseLayer(net, 10, nonlinearity=nonlinearities.softmax)
+    loss = objectives.categorical_crossentropy(L.get_output(net), y).mean()
+    loss = loss + 1e-4 * regularization.regularize_network_params(net, regularization.l2)
+    params = L.get_all_params(net, trainable=True)
+    step = pytensor.function([x, y], loss, mode=mode,
+                             updates=updates.nesterov_momentum(loss, params, 0.1, 0.9))
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((batch, 1, 8, 8)).astype("float32"),
+            rng.integers(0, 10, batch).astype("int32"))
+    losses = np.array([float(step(*data)) for _ in range(steps)])
+    return losses, [np.asarray(p.get_value()) for p in params]
+
+
+# PyTensor's JAX graph asks for float64 accumulators and int64 aranges, which JAX
+# without x64 truncates to 32 bits.
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
+@pytest.mark.filterwarnings("ignore:Skipping Assert")  # JAX tracing drops shape asserts
+def test_jax_trains_the_readme_cnn_as_the_python_vm_does():
+    """JAX is the training mode docs/development.md recommends for convolutional
+    networks: its steps must match the reference (numpy ``perform``) ones."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    expected_losses, expected_params = readme_cnn_training("FAST_COMPILE")
+    losses, params = readme_cnn_training("JAX")
+    assert expected_losses[1] < expected_losses[0]  # the steps do train
+    assert_close(losses, expected_losses, "float32")
+    for got, expected in zip(params, expected_params):
+        assert_close(got, expected, "float32")
