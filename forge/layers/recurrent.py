@@ -61,6 +61,18 @@ def _loop(step, sequences, states, weights, n_steps, unroll, gradient_steps):
     return [T.stack(list(each), axis=0) for each in zip(*history)]
 
 
+def _check_num_units(num_units):
+    if not (isinstance(num_units, int_types) and not isinstance(num_units, bool)
+            and num_units > 0):
+        raise ValueError(f"num_units must be a positive int, got num_units={num_units!r}")
+
+
+def _check_sequence(input_shape, layer_type):
+    if len(input_shape) < 3:
+        raise ValueError(f"{layer_type} needs an input of shape (batch, time, features...), "
+                         f"at least 3 dimensions, got input shape {input_shape}")
+
+
 def _num_inputs(input_shape, layer_type):
     features = input_shape[2:]
     if any(s is None for s in features):
@@ -96,13 +108,8 @@ class _Recurrent(MergeLayer):
                 incomings.append(spec)
                 self._init_incoming_index[state] = len(incomings) - 1
         super().__init__(incomings, **kwargs)
-        layer_type = type(self).__name__
-
         input_shape = self.input_shapes[0]
-        if len(input_shape) < 3:
-            raise ValueError(f"{layer_type} needs an input of shape (batch, time, "
-                             f"features...), at least 3 dimensions, got input shape "
-                             f"{input_shape}")
+        _check_sequence(input_shape, type(self).__name__)
         if mask_input is not None:
             mask_shape = self.input_shapes[self.mask_incoming_index]
             if len(mask_shape) != 2:
@@ -399,13 +406,8 @@ class RecurrentLayer(CustomRecurrentLayer):
                  unroll_scan=False, precompute_input=True, mask_input=None,
                  only_return_final=False, **kwargs):
         input_shape = incoming if isinstance(incoming, tuple) else incoming.output_shape
-        if not (isinstance(num_units, int_types) and not isinstance(num_units, bool)
-                and num_units > 0):
-            raise ValueError(f"num_units must be a positive int, got num_units={num_units!r}")
-        if len(input_shape) < 3:
-            raise ValueError(f"RecurrentLayer needs an input of shape (batch, time, "
-                             f"features...), at least 3 dimensions, got input shape "
-                             f"{input_shape}")
+        _check_num_units(num_units)
+        _check_sequence(input_shape, "RecurrentLayer")
         name = kwargs.get("name")
         prefix = "" if name is None else f"{name}."
         features = tuple(input_shape[2:])
@@ -479,11 +481,17 @@ class Gate:
 
 
 class _Gated(_Recurrent):
-    """What the LSTM and the GRU share: per-gate parameters, stacked for the loop."""
+    """What the LSTM and the GRU share: per-gate parameters, stacked for the loop.
+
+    The constructor takes ``num_units``, the gates (in ``_gate_names`` order) and then the
+    arguments of :class:`_Recurrent`.
+    """
 
     _gate_names = ()
 
-    def _add_gates(self, gates, num_units):
+    def __init__(self, incoming, num_units, gates, state_inits, *args, **kwargs):
+        _check_num_units(num_units)
+        super().__init__(incoming, state_inits, *args, **kwargs)
         self.num_units = int(num_units)
         self.hidden_shape = (self.num_units,)
         num_inputs = _num_inputs(self.input_shapes[0], type(self).__name__)
@@ -578,13 +586,10 @@ class LSTMLayer(_Gated):
                  hid_init=init.Constant(0.), backwards=False, learn_init=False,
                  peepholes=True, gradient_steps=-1, grad_clipping=0, unroll_scan=False,
                  precompute_input=True, mask_input=None, only_return_final=False, **kwargs):
-        if not (isinstance(num_units, int_types) and not isinstance(num_units, bool)
-                and num_units > 0):
-            raise ValueError(f"num_units must be a positive int, got num_units={num_units!r}")
-        super().__init__(incoming, {"hid": hid_init, "cell": cell_init}, backwards,
-                         learn_init, gradient_steps, grad_clipping, unroll_scan,
-                         precompute_input, mask_input, only_return_final, **kwargs)
-        self._add_gates((ingate, forgetgate, cell, outgate), num_units)
+        super().__init__(incoming, num_units, (ingate, forgetgate, cell, outgate),
+                         {"hid": hid_init, "cell": cell_init}, backwards, learn_init,
+                         gradient_steps, grad_clipping, unroll_scan, precompute_input,
+                         mask_input, only_return_final, **kwargs)
         self.nonlinearity = nonlinearities.identity if nonlinearity is None else nonlinearity
         self.peepholes = bool(peepholes)
         if self.peepholes:
@@ -669,13 +674,10 @@ class GRULayer(_Gated):
                  hid_init=init.Constant(0.), backwards=False, learn_init=False,
                  gradient_steps=-1, grad_clipping=0, unroll_scan=False,
                  precompute_input=True, mask_input=None, only_return_final=False, **kwargs):
-        if not (isinstance(num_units, int_types) and not isinstance(num_units, bool)
-                and num_units > 0):
-            raise ValueError(f"num_units must be a positive int, got num_units={num_units!r}")
-        super().__init__(incoming, {"hid": hid_init}, backwards, learn_init, gradient_steps,
+        super().__init__(incoming, num_units, (resetgate, updategate, hidden_update),
+                         {"hid": hid_init}, backwards, learn_init, gradient_steps,
                          grad_clipping, unroll_scan, precompute_input, mask_input,
                          only_return_final, **kwargs)
-        self._add_gates((resetgate, updategate, hidden_update), num_units)
         self._add_state("hid", hid_init)
 
     def _step(self, inputs_n, previous, weights, **kwargs):

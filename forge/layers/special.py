@@ -673,6 +673,14 @@ class TPSTransformerLayer(_TransformerBase):
 
 # -- learned and randomized rectifiers ------------------------------------------------
 
+def _on_top(layer, layer_class, kwargs):
+    """``layer_class(layer, **kwargs)``, taking over ``layer``'s nonlinearity, which
+    becomes the identity (in place)."""
+    if getattr(layer, "nonlinearity", None) is not None:
+        layer.nonlinearity = nonlinearities.identity
+    return layer_class(layer, **kwargs)
+
+
 def _leaky(input, slope):
     """``x`` where ``x > 0``, ``slope * x`` elsewhere (``slope`` broadcasts)."""
     return T.switch(input > 0, input, slope * input)
@@ -729,9 +737,7 @@ def prelu(layer, **kwargs):
     >>> l_dense.nonlinearity is identity, l_prelu.alpha.get_value().shape
     (True, (5,))
     """
-    if getattr(layer, "nonlinearity", None) is not None:
-        layer.nonlinearity = nonlinearities.identity
-    return ParametricRectifierLayer(layer, **kwargs)
+    return _on_top(layer, ParametricRectifierLayer, kwargs)
 
 
 class RandomizedRectifierLayer(Layer):
@@ -798,6 +804,4 @@ def rrelu(layer, **kwargs):
     >>> l_rrelu.lower, l_rrelu.upper
     (0.1, 0.8)
     """
-    if getattr(layer, "nonlinearity", None) is not None:
-        layer.nonlinearity = nonlinearities.identity
-    return RandomizedRectifierLayer(layer, **kwargs)
+    return _on_top(layer, RandomizedRectifierLayer, kwargs)

@@ -83,9 +83,13 @@ def _encode(functions):
     return codes, params
 
 
-def _prepare(x, weights, states, mask):
-    """The kernel's arguments: contiguous arrays of one dtype, the mask as bools; or None
-    where the numpy twin is the better choice."""
+def _prepare(functions, x, weights, states, mask):
+    """The kernel's arguments, with the kernels loaded: contiguous arrays of one dtype, the
+    mask as bools and the functions' (codes, params); or None where the numpy twin is the
+    better (or the only) choice."""
+    encoded = _encode(functions)
+    if encoded is None:
+        return None
     dtype, (batch, units) = x.dtype, states[0].shape
     if batch * units * units > MAX_STEP_WORK:
         return None
@@ -95,7 +99,8 @@ def _prepare(x, weights, states, mask):
     states = [np.array(s, dtype, order="C") for s in states]  # fresh: the kernel updates them
     if mask is None:
         mask = np.ones(x.shape[:2], np.bool_)
-    return np.ascontiguousarray(x), states, np.ascontiguousarray(mask, np.bool_)
+    load()
+    return np.ascontiguousarray(x), states, np.ascontiguousarray(mask, np.bool_), encoded
 
 
 # -- kernels ---------------------------------------------------------------------------
@@ -206,12 +211,10 @@ def _gru(x, W_hid, codes, params, h, mask, backwards, out):
 
 def rnn(x, W_hid, b_hid, hid_fn, out_fn, h0, mask=None, backwards=False):
     """:func:`_numpy_rnn.rnn`, one compiled loop."""
-    encoded = _encode((hid_fn, out_fn))
-    prepared = encoded and _prepare(x, (W_hid, b_hid), (h0,), mask)
-    if not prepared:
+    prepared = _prepare((hid_fn, out_fn), x, (W_hid, b_hid), (h0,), mask)
+    if prepared is None:
         return _numpy_rnn.rnn(x, W_hid, b_hid, hid_fn, out_fn, h0, mask, backwards)
-    load()
-    x, (h,), mask = prepared
+    x, (h,), mask, encoded = prepared
     b = np.zeros(W_hid.shape[1], x.dtype) if b_hid is None else b_hid
     out = np.empty(x.shape, x.dtype)
     _rnn(x, np.ascontiguousarray(W_hid), b, *encoded, h, mask, backwards, out)
@@ -220,12 +223,10 @@ def rnn(x, W_hid, b_hid, hid_fn, out_fn, h0, mask=None, backwards=False):
 
 def lstm(x, W_hid, peepholes, fns, h0, c0, mask=None, backwards=False):
     """:func:`_numpy_rnn.lstm`, one compiled loop."""
-    encoded = _encode(fns)
-    prepared = encoded and _prepare(x, (W_hid, peepholes), (h0, c0), mask)
-    if not prepared:
+    prepared = _prepare(fns, x, (W_hid, peepholes), (h0, c0), mask)
+    if prepared is None:
         return _numpy_rnn.lstm(x, W_hid, peepholes, fns, h0, c0, mask, backwards)
-    load()
-    x, (h, c), mask = prepared
+    x, (h, c), mask, encoded = prepared
     units = W_hid.shape[0]
     peep = np.zeros((3, units), x.dtype) if peepholes is None else peepholes
     out = np.empty(x.shape[:2] + (units,), x.dtype)
@@ -236,12 +237,10 @@ def lstm(x, W_hid, peepholes, fns, h0, c0, mask=None, backwards=False):
 
 def gru(x, W_hid, fns, h0, mask=None, backwards=False):
     """:func:`_numpy_rnn.gru`, one compiled loop."""
-    encoded = _encode(fns)
-    prepared = encoded and _prepare(x, (W_hid,), (h0,), mask)
-    if not prepared:
+    prepared = _prepare(fns, x, (W_hid,), (h0,), mask)
+    if prepared is None:
         return _numpy_rnn.gru(x, W_hid, fns, h0, mask, backwards)
-    load()
-    x, (h,), mask = prepared
+    x, (h,), mask, encoded = prepared
     out = np.empty(x.shape[:2] + (W_hid.shape[0],), x.dtype)
     _gru(x, np.ascontiguousarray(W_hid), *encoded, h, mask, backwards, out)
     return out

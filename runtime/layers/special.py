@@ -43,74 +43,65 @@ class ExpressionLayer(Layer):
         return self.function(x)
 
 
-def _broadcastable(param, shared_axes, what):
-    """``param`` with a size-1 axis inserted at each shared axis of the input."""
-    ok = isinstance(shared_axes, list) and all(is_int(a, 0) for a in shared_axes)
-    ndim = param.ndim + len(shared_axes) if ok else 0
-    check(ok and len(set(shared_axes)) == len(shared_axes) and all(a < ndim for a in shared_axes),
-          f"shared_axes must be a list of distinct axes (ints >= 0) of the input, which has "
-          f"{what}'s {param.ndim} axes plus one per shared axis; got {shared_axes!r}")
-    sizes = iter(param.shape)
-    return param.reshape([1 if axis in shared_axes else next(sizes) for axis in range(ndim)])
+class _SharedAxesLayer(Layer):
+    """A layer with one parameter (named by ``param_keys[0]``, and kept under that name
+    with a size-1 axis at each shared axis) repeated along ``shared_axes`` of the input;
+    subclasses give :meth:`_apply` of the input and that parameter."""
 
+    config_keys = ("shared_axes",)
 
-def _check_fits(param, shared_axes, x, what):
-    fits = x.ndim == param.ndim and all(
-        axis in shared_axes or p == s for axis, (p, s) in enumerate(zip(param.shape, x.shape)))
-    if not fits:
-        raise ValueError(f"{what} of shape {param.shape} (1 on shared axes {shared_axes}) "
-                         f"does not fit an input of shape {x.shape}")
+    def __init__(self, name, inputs, shared_axes, **param):
+        super().__init__(name, inputs)
+        [(what, value)] = param.items()
+        ok = isinstance(shared_axes, list) and all(is_int(a, 0) for a in shared_axes)
+        ndim = value.ndim + len(shared_axes) if ok else 0
+        check(ok and len(set(shared_axes)) == len(shared_axes)
+              and all(a < ndim for a in shared_axes),
+              f"shared_axes must be a list of distinct axes (ints >= 0) of the input, which has "
+              f"{what}'s {value.ndim} axes plus one per shared axis; got {shared_axes!r}")
+        sizes = iter(value.shape)
+        setattr(self, what, value.reshape([1 if a in shared_axes else next(sizes)
+                                           for a in range(ndim)]))
+        self.shared_axes = tuple(shared_axes)
+
+    def __call__(self, x):
+        what = self.param_keys[0]
+        p = getattr(self, what)
+        if x.ndim != p.ndim or any(axis not in self.shared_axes and n != size
+                                   for axis, (n, size) in enumerate(zip(p.shape, x.shape))):
+            raise ValueError(f"{what} of shape {p.shape} (1 on shared axes {self.shared_axes}) "
+                             f"does not fit an input of shape {x.shape}")
+        return self._apply(x, p)
 
 
 @register
-class BiasLayer(Layer):
+class BiasLayer(_SharedAxesLayer):
     """``x + b``, with ``b`` repeated along ``shared_axes``."""
 
-    config_keys = ("shared_axes",)
     param_keys = ("b",)
 
-    def __init__(self, name, inputs, shared_axes, b):
-        super().__init__(name, inputs)
-        self.b = _broadcastable(b, shared_axes, "b")
-        self.shared_axes = tuple(shared_axes)
-
-    def __call__(self, x):
-        _check_fits(self.b, self.shared_axes, x, "b")
-        return x + self.b
+    def _apply(self, x, b):
+        return x + b
 
 
 @register
-class ScaleLayer(Layer):
+class ScaleLayer(_SharedAxesLayer):
     """``x * scales``, with ``scales`` repeated along ``shared_axes``."""
 
-    config_keys = ("shared_axes",)
     param_keys = ("scales",)
 
-    def __init__(self, name, inputs, shared_axes, scales):
-        super().__init__(name, inputs)
-        self.scales = _broadcastable(scales, shared_axes, "scales")
-        self.shared_axes = tuple(shared_axes)
-
-    def __call__(self, x):
-        _check_fits(self.scales, self.shared_axes, x, "scales")
-        return x * self.scales
+    def _apply(self, x, scales):
+        return x * scales
 
 
 @register
-class ParametricRectifierLayer(Layer):
+class ParametricRectifierLayer(_SharedAxesLayer):
     """``max(x, 0) + alpha * min(x, 0)``, with ``alpha`` repeated along ``shared_axes``."""
 
-    config_keys = ("shared_axes",)
     param_keys = ("alpha",)
 
-    def __init__(self, name, inputs, shared_axes, alpha):
-        super().__init__(name, inputs)
-        self.alpha = _broadcastable(alpha, shared_axes, "alpha")
-        self.shared_axes = tuple(shared_axes)
-
-    def __call__(self, x):
-        _check_fits(self.alpha, self.shared_axes, x, "alpha")
-        return np.maximum(x, 0) + self.alpha * np.minimum(x, 0)
+    def _apply(self, x, alpha):
+        return np.maximum(x, 0) + alpha * np.minimum(x, 0)
 
 
 @register

@@ -53,7 +53,12 @@ INFER_BODY = {
         },
     }
 }
-_INFER_ERRORS = error_responses(400, 404, 413, 415, 503, 504)
+#: What both infer routes (newest version, one version) declare.
+_INFER_ROUTE: dict[str, Any] = {
+    "openapi_extra": INFER_BODY,
+    "response_model": InferenceResponse,
+    "responses": error_responses(400, 404, 413, 415, 503, 504),
+}
 
 
 @router.get("/health/live")
@@ -102,12 +107,7 @@ async def get_model_version_ready(entry: ModelVersionDep) -> ModelReady:
     return ModelReady(name=entry.name, ready=True)
 
 
-@router.post(
-    "/models/{name}/infer",
-    openapi_extra=INFER_BODY,
-    response_model=InferenceResponse,
-    responses=_INFER_ERRORS,
-)
+@router.post("/models/{name}/infer", **_INFER_ROUTE)
 async def infer(
     request: Request, entry: ModelDep, settings: SettingsDep, scheduler: SchedulerDep
 ) -> Response:
@@ -115,12 +115,7 @@ async def infer(
     return await run_inference(request, entry, settings, scheduler)
 
 
-@router.post(
-    "/models/{name}/versions/{version}/infer",
-    openapi_extra=INFER_BODY,
-    response_model=InferenceResponse,
-    responses=_INFER_ERRORS,
-)
+@router.post("/models/{name}/versions/{version}/infer", **_INFER_ROUTE)
 async def infer_version(
     request: Request, entry: ModelVersionDep, settings: SettingsDep, scheduler: SchedulerDep
 ) -> Response:

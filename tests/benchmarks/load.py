@@ -26,21 +26,20 @@ Examples
 """
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import datetime
 import json
 import os
 import re
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..serving import forge_serve
 
 __all__ = [
     "BEGIN", "END", "CONCURRENCY", "MODES", "Cell", "serve", "measure_service",
@@ -99,64 +98,16 @@ class Cell:
 
 # -- the server --------------------------------------------------------------------------
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclasses.dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log_path: str
-
-    def log(self):
-        return Path(self.log_path).read_text(errors="replace")
-
-
-@contextlib.contextmanager
 def serve(repository, env=None, startup_timeout_s=90.0):
-    """Run ``forge serve`` on ``repository`` on a free loopback port until the block exits.
+    """A context manager running ``forge serve`` on ``repository`` on a free loopback port.
 
     ``env`` adds environment variables (``FORGE_*`` settings and others); the caller's own
     ``FORGE_*`` variables are dropped. The server logs at ``warning`` (no access log).
-    Yields a :class:`Server` once ``GET /v2/health/ready`` answers 200.
+    It yields a :class:`tests.serving.Server` once ``GET /v2/health/ready`` answers 200.
     """
-    import httpx
-
-    port = _free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FORGE_")}
-    environ.update(FORGE_MODEL_REPOSITORY=str(repository), FORGE_HOST="127.0.0.1",
-                   FORGE_PORT=str(port), FORGE_LOG_LEVEL="warning", **(env or {}))
-    with tempfile.NamedTemporaryFile("wb", prefix="forge-serve-", suffix=".log",
-                                     delete=False) as log:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], cwd=ROOT,
-                                   env=environ, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log.name)
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        with httpx.Client(base_url=server.url, trust_env=False, timeout=2.0) as client:
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"forge serve exited with status {process.returncode}:"
-                                       f"\n{server.log()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get("/v2/health/ready").status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"forge serve was not ready within {startup_timeout_s} s:"
-                                       f"\n{server.log()}")
-                time.sleep(0.05)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        os.unlink(log.name)
+    return forge_serve(env={"FORGE_MODEL_REPOSITORY": str(repository),
+                            "FORGE_LOG_LEVEL": "warning", **(env or {})},
+                       startup_timeout_s=startup_timeout_s)
 
 
 # -- requests ----------------------------------------------------------------------------

@@ -24,36 +24,6 @@ GATE_FUNCTIONS = [nl.sigmoid, nl.tanh, nl.rectify, nl.linear, nl.ultra_fast_sigm
 BOUNDED = [nl.sigmoid, nl.tanh, nl.ultra_fast_sigmoid, nl.ScaledTanH(0.5, 1.5), T.sigmoid]
 
 
-def configuration(draw):
-    """Input sizes, flags and the extra input layers of one recurrent layer."""
-    time = draw(st.integers(1, 5))
-    features = draw(st.lists(st.integers(1, 3), min_size=1, max_size=2))
-    units = draw(st.integers(1, 4))
-    batch = draw(st.integers(1, 3))
-    fixed_batch = batch if batch == 1 and draw(st.booleans()) else None
-    unroll = draw(st.booleans())
-    l_in = L.InputLayer([fixed_batch, time if unroll or draw(st.booleans()) else None]
-                        + features)
-    kwargs = dict(backwards=draw(st.booleans()), only_return_final=draw(st.booleans()),
-                  unroll_scan=unroll, precompute_input=draw(st.booleans()),
-                  learn_init=draw(st.booleans()))
-    extra = {}
-    if draw(st.booleans()):
-        extra["mask"] = L.InputLayer((fixed_batch, l_in.shape[1]))
-        kwargs["mask_input"] = extra["mask"]
-    return l_in, units, batch, time, kwargs, extra
-
-
-def initial_state(draw, rng, units, extra, state, fixed_batch):
-    kind = draw(st.sampled_from(["zero", "array", "layer", "expression"]))
-    if kind == "layer":
-        extra[state] = L.InputLayer((fixed_batch, units))
-        return extra[state]
-    value = (0.5 * rng.standard_normal((1, units))).astype(np.float32)
-    return {"zero": init.Constant(0.0), "array": value,
-            "expression": T.tanh(pytensor.shared(value))}[kind]
-
-
 def feeds_for(layer, extra, batch, time, rng):
     """Input data in the order of the network's InputLayers; ragged 0/1 masks."""
     feeds = []
@@ -74,40 +44,76 @@ def check(layer, extra, batch, time, rng, bundle_path):
     assert_parity(layer, bundle_path(), feeds=feeds_for(layer, extra, batch, time, rng))
 
 
+class Case:
+    """One drawn configuration of a recurrent layer: the input layer, sizes, the flags
+    every recurrent layer takes (``kwargs``) and the extra input layers by role (``mask``,
+    and the states whose initial value a layer gives)."""
+
+    def __init__(self, data):
+        draw = self.draw = data.draw
+        self.rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+        self.time = draw(st.integers(1, 5))
+        features = draw(st.lists(st.integers(1, 3), min_size=1, max_size=2))
+        self.units = draw(st.integers(1, 4))
+        self.batch = draw(st.integers(1, 3))
+        self.fixed_batch = self.batch if self.batch == 1 and draw(st.booleans()) else None
+        unroll = draw(st.booleans())
+        self.l_in = L.InputLayer([self.fixed_batch,
+                                  self.time if unroll or draw(st.booleans()) else None]
+                                 + features)
+        self.kwargs = dict(backwards=draw(st.booleans()), only_return_final=draw(st.booleans()),
+                           unroll_scan=unroll, precompute_input=draw(st.booleans()),
+                           learn_init=draw(st.booleans()))
+        self.extra = {}
+        if draw(st.booleans()):
+            self.extra["mask"] = L.InputLayer((self.fixed_batch, self.l_in.shape[1]))
+            self.kwargs["mask_input"] = self.extra["mask"]
+
+    def initial_state(self, state):
+        """A drawn initial value of ``state``: zero, an array, an expression, or a layer
+        giving one per sequence."""
+        kind = self.draw(st.sampled_from(["zero", "array", "layer", "expression"]))
+        if kind == "layer":
+            self.extra[state] = L.InputLayer((self.fixed_batch, self.units))
+            return self.extra[state]
+        value = (0.5 * self.rng.standard_normal((1, self.units))).astype(np.float32)
+        return {"zero": init.Constant(0.0), "array": value,
+                "expression": T.tanh(pytensor.shared(value))}[kind]
+
+    def check(self, layer, bundle_path):
+        check(layer, self.extra, self.batch, self.time, self.rng, bundle_path)
+
+
 class TestRecurrentLayer:
     @settings(**RNN_SETTINGS)
     @given(data=st.data())
     def test_parity(self, data, bundle_path):
-        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
-        fixed = l_in.shape[0]
+        case = Case(data)
         layer = L.RecurrentLayer(
-            l_in, units, W_in_to_hid=init.Normal(0.5), W_hid_to_hid=init.Normal(0.5),
+            case.l_in, case.units, W_in_to_hid=init.Normal(0.5), W_hid_to_hid=init.Normal(0.5),
             b=data.draw(st.sampled_from([None, init.Normal(0.5)])),
             nonlinearity=data.draw(st.sampled_from(GATE_FUNCTIONS)),
-            hid_init=initial_state(data.draw, rng, units, extra, "hid", fixed), **kwargs)
-        check(layer, extra, batch, time, rng, bundle_path)
+            hid_init=case.initial_state("hid"), **case.kwargs)
+        case.check(layer, bundle_path)
 
 
 class TestCustomRecurrentLayer:
     @settings(**RNN_SETTINGS)
     @given(data=st.data())
     def test_parity(self, data, bundle_path):
-        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
-        features = l_in.shape[2:]
+        case = Case(data)
         functions = st.sampled_from(GATE_FUNCTIONS)
-        in_to_hid = L.DenseLayer(L.InputLayer((None,) + features), units,
+        in_to_hid = L.DenseLayer(L.InputLayer((None,) + case.l_in.shape[2:]), case.units,
                                  W=init.Normal(0.5), b=init.Normal(0.5),
                                  nonlinearity=data.draw(functions))
-        hid_to_hid = L.DenseLayer(L.InputLayer((None, units)), units, W=init.Normal(0.5),
+        hid_to_hid = L.DenseLayer(L.InputLayer((None, case.units)), case.units,
+                                  W=init.Normal(0.5),
                                   b=data.draw(st.sampled_from([None, init.Normal(0.5)])),
                                   nonlinearity=data.draw(functions))
         layer = L.CustomRecurrentLayer(
-            l_in, in_to_hid, hid_to_hid, nonlinearity=data.draw(functions),
-            hid_init=initial_state(data.draw, rng, units, extra, "hid", l_in.shape[0]),
-            **kwargs)
-        check(layer, extra, batch, time, rng, bundle_path)
+            case.l_in, in_to_hid, hid_to_hid, nonlinearity=data.draw(functions),
+            hid_init=case.initial_state("hid"), **case.kwargs)
+        case.check(layer, bundle_path)
 
 
 def gate(draw, peephole=True, functions=BOUNDED):
@@ -120,31 +126,27 @@ class TestLSTMLayer:
     @settings(**RNN_SETTINGS)
     @given(data=st.data())
     def test_parity(self, data, bundle_path):
-        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
-        fixed = l_in.shape[0]
+        case = Case(data)
         layer = L.LSTMLayer(
-            l_in, units, ingate=gate(data.draw), forgetgate=gate(data.draw),
+            case.l_in, case.units, ingate=gate(data.draw), forgetgate=gate(data.draw),
             cell=gate(data.draw, False, GATE_FUNCTIONS), outgate=gate(data.draw),
             nonlinearity=data.draw(st.sampled_from(GATE_FUNCTIONS)),
-            peepholes=data.draw(st.booleans()),
-            hid_init=initial_state(data.draw, rng, units, extra, "hid", fixed),
-            cell_init=initial_state(data.draw, rng, units, extra, "cell", fixed), **kwargs)
-        check(layer, extra, batch, time, rng, bundle_path)
+            peepholes=data.draw(st.booleans()), hid_init=case.initial_state("hid"),
+            cell_init=case.initial_state("cell"), **case.kwargs)
+        case.check(layer, bundle_path)
 
 
 class TestGRULayer:
     @settings(**RNN_SETTINGS)
     @given(data=st.data())
     def test_parity(self, data, bundle_path):
-        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-        l_in, units, batch, time, kwargs, extra = configuration(data.draw)
+        case = Case(data)
         layer = L.GRULayer(
-            l_in, units, resetgate=gate(data.draw, False), updategate=gate(data.draw, False),
+            case.l_in, case.units, resetgate=gate(data.draw, False),
+            updategate=gate(data.draw, False),
             hidden_update=gate(data.draw, False, GATE_FUNCTIONS),
-            hid_init=initial_state(data.draw, rng, units, extra, "hid", l_in.shape[0]),
-            **kwargs)
-        check(layer, extra, batch, time, rng, bundle_path)
+            hid_init=case.initial_state("hid"), **case.kwargs)
+        case.check(layer, bundle_path)
 
     def test_stacked_layers_with_one_mask(self, bundle_path):
         """A bidirectional-style stack: forward and backward GRUs over one masked batch,

@@ -14,13 +14,25 @@ from .helpers import assert_parity
 from .strategies import ELEMENTWISE, fn_id, SETTINGS, nonlinearities, parameter, shapes
 
 
-def shared_axes_for(draw, ndim):
-    mode = draw(st.sampled_from(["auto", "int", "tuple"]))
-    if mode == "auto":
-        return "auto"
+def shared_axes_for(draw, ndim, allow_all=False):
+    """A drawn ``shared_axes``: 'auto', one axis or a set of axes; with ``allow_all``,
+    'all' too, and sets may hold every axis."""
+    mode = draw(st.sampled_from(["auto", "all", "int", "tuple"] if allow_all
+                                else ["auto", "int", "tuple"]))
+    if mode in ("auto", "all"):
+        return mode
     if mode == "int":
         return draw(st.integers(0, ndim - 1))
-    return tuple(draw(st.sets(st.integers(0, ndim - 1), max_size=ndim - 1)))
+    return tuple(draw(st.sets(st.integers(0, ndim - 1),
+                              max_size=ndim if allow_all else ndim - 1)))
+
+
+def param_shape(input_shape, shared_axes):
+    """The shape of a parameter repeated along ``shared_axes`` of the input."""
+    ndim = len(input_shape)
+    axes = {"auto": (0,) + tuple(range(2, ndim)), "all": tuple(range(ndim))}.get(
+        shared_axes, (shared_axes,) if isinstance(shared_axes, int) else shared_axes)
+    return tuple(input_shape[a] for a in range(ndim) if a not in axes)
 
 
 class TestNonlinearityLayer:
@@ -45,12 +57,9 @@ class TestBiasAndScaleLayer:
     def test_parity(self, data, kind, bundle_path):
         rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
         trailing = data.draw(shapes(1, 3))
-        ndim = len(trailing) + 1
-        shared_axes = shared_axes_for(data.draw, ndim)
+        shared_axes = shared_axes_for(data.draw, len(trailing) + 1)
         l_in = L.InputLayer([None] + trailing)
-        axes = ((0,) + tuple(range(2, ndim)) if shared_axes == "auto"
-                else (shared_axes,) if isinstance(shared_axes, int) else shared_axes)
-        shape = tuple(([None] + trailing)[a] for a in range(ndim) if a not in axes)
+        shape = param_shape(l_in.shape, shared_axes)
         assume(None not in shape)  # a parameter cannot span the free batch axis
         value = parameter(data.draw, shape, rng)
         if kind == "bias":
@@ -74,18 +83,11 @@ class TestParametricRectifierLayer:
     def test_parity(self, data, bundle_path):
         rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
         trailing = data.draw(shapes(1, 3))
-        ndim = len(trailing) + 1
-        shared_axes = data.draw(st.sampled_from(["auto", "all", "int", "tuple"]))
-        if shared_axes == "int":
-            shared_axes = data.draw(st.integers(0, ndim - 1))
-        elif shared_axes == "tuple":
-            shared_axes = tuple(data.draw(st.sets(st.integers(0, ndim - 1), max_size=ndim)))
-        axes = {"auto": (0,) + tuple(range(2, ndim)), "all": tuple(range(ndim))}.get(
-            shared_axes, (shared_axes,) if isinstance(shared_axes, int) else shared_axes)
-        shape = tuple(([None] + trailing)[a] for a in range(ndim) if a not in axes)
+        shared_axes = shared_axes_for(data.draw, len(trailing) + 1, allow_all=True)
+        l_in = L.InputLayer([None] + trailing)
+        shape = param_shape(l_in.shape, shared_axes)
         assume(None not in shape)
-        layer = L.ParametricRectifierLayer(L.InputLayer([None] + trailing),
-                                           alpha=parameter(data.draw, shape, rng),
+        layer = L.ParametricRectifierLayer(l_in, alpha=parameter(data.draw, shape, rng),
                                            shared_axes=shared_axes)
         assert_parity(layer, bundle_path())
 

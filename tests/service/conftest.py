@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from runtime.bundle import write_bundle
 from service.app import create_app
 from service.config import Settings, get_settings
+from tests.serving import free_port
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -165,14 +166,11 @@ class LiveServer:
     """A real uvicorn server on 127.0.0.1 in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
-        import socket
         import threading
 
         import uvicorn
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
             access_log=False, log_config=None,

@@ -1,18 +1,10 @@
 """The ``forge`` command line: argument parsing, ``serve`` wiring, one real server."""
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx2 as httpx
 import pytest
 
 from service import cli
 from service.config import DEFAULT_MODEL_PATH, get_settings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.serving import forge_serve
 
 
 class TestParser:
@@ -89,43 +81,13 @@ class TestServe:
         assert "max_elements" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_forge_serve_end_to_end(bundle_dir):
     """Start `forge serve` as a process, wait for /health, predict once, stop it."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FORGE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", str(bundle_dir), "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                health = httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not come up within 30 s"
-                time.sleep(0.1)
+    with forge_serve(bundle_dir, "--log-level", "warning", ready="/health",
+                     startup_timeout_s=30) as server:
+        health = httpx.get(f"{server.url}/health", timeout=5)
         assert health.json() == {"status": "ok", "models": 2}
-        response = httpx.post(
-            f"{base}/models/clf/predict", json={"instances": [[0.5, -1.0, 2.0, 0.25]]}, timeout=10
-        )
+        response = httpx.post(f"{server.url}/models/clf/predict",
+                              json={"instances": [[0.5, -1.0, 2.0, 0.25]]}, timeout=10)
         assert response.status_code == 200
         assert len(response.json()["predictions"]) == 1
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

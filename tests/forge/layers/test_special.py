@@ -1,3 +1,5 @@
+from functools import partial
+
 import numpy as np
 import pytensor
 import pytensor.tensor as T
@@ -22,6 +24,18 @@ def random_array(*shape, seed=0):
 def evaluate(layer, data):
     var = T.tensor(dtype=FLOATX, shape=(None,) * data.ndim)
     return pytensor.function([var], layer.get_output_for(var))(data)
+
+
+def train(l_in, l_out, x, y, update, steps):
+    """Fit ``l_out`` to ``y`` by mean squared error with ``update(loss, params)``; the
+    loss at the first and at the last step."""
+    loss = T.mean((get_output(l_out) - y) ** 2)
+    params = get_all_params(l_out, trainable=True)
+    step = pytensor.function([l_in.input_var], loss, updates=update(loss, params))
+    first = step(x)
+    for _ in range(steps):
+        last = step(x)
+    return first, last
 
 
 class TestNonlinearityLayer:
@@ -209,13 +223,8 @@ class TestParametricRectifierLayer:
         y = np.where(x > 0, x, -0.8 * x).astype(FLOATX)  # a leaky slope of -0.8
         l_in = InputLayer((None, 1))
         layer = ParametricRectifierLayer(l_in, alpha=np.array([0.25], FLOATX))
-        loss = T.mean((get_output(layer) - y) ** 2)
-        params = get_all_params(layer, trainable=True)
-        step = pytensor.function([l_in.input_var], loss,
-                                 updates=forge_updates.sgd(loss, params, learning_rate=0.5))
-        first = step(x)
-        for _ in range(100):
-            last = step(x)
+        first, last = train(l_in, layer, x, y, partial(forge_updates.sgd, learning_rate=0.5),
+                            steps=100)
         assert last < first / 100
         assert abs(layer.alpha.get_value()[0] + 0.8) < 0.05
 
@@ -268,13 +277,8 @@ class TestRandomizedRectifierLayer:
         l_in = InputLayer((None, 4))
         hidden = rrelu(DenseLayer(l_in, num_units=16))
         l_out = DenseLayer(hidden, num_units=1, nonlinearity=None)
-        loss = T.mean((get_output(l_out) - y) ** 2)
-        params = get_all_params(l_out, trainable=True)
-        step = pytensor.function([l_in.input_var], loss,
-                                 updates=forge_updates.adam(loss, params, learning_rate=0.02))
-        first = step(x)
-        for _ in range(150):
-            last = step(x)
+        first, last = train(l_in, l_out, x, y, partial(forge_updates.adam, learning_rate=0.02),
+                            steps=150)
         assert last < first / 10
 
 
