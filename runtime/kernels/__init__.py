@@ -5,19 +5,22 @@ kernels are tested against. ``_numba`` accelerates convolution and pooling when 
 (the optional ``[fast]`` extra: ``pip install 'forge-nn[fast]'``) is installed.
 
 The environment variable ``FORGE_KERNELS`` chooses, each time a layer with accelerated
-kernels (convolution, pooling) is built:
+kernels (convolution, pooling) is built (:func:`layer_kernels`):
 
 ``auto`` (the default)
-    numba when it is installed, else numpy.
+    per call: numpy's kernel for a call whose work is below :data:`AUTO_MIN_WORK`,
+    numba's (imported on the first such call) for larger ones; numpy alone when numba
+    is not installed.
 ``numba``
-    numba, or an ``ImportError`` that says what to install.
+    numba for every call, imported when the layer is built, or an ``ImportError`` that
+    says what to install.
 ``numpy``
     numpy only.
 
-numba's import and set-up (about 0.35 s) happen then, when a model with such layers is
-loaded, and never on ``import runtime``: a model without them never pays for them. The
-names below are the numpy kernels; layers that accelerate ask :func:`select` for the
-module to use.
+numba's import and set-up (about 0.35 s, and seconds more to compile with an empty
+cache) never happen on ``import runtime``. Under ``auto`` a process that only makes
+small predictions (a batch-1 CNN) never pays for them, and one that makes large ones
+pays once, on its first large call. The names below are the numpy kernels.
 """
 import importlib.util
 import os
@@ -31,10 +34,19 @@ from ._numpy import (
     pool_output_shape, spatial_pyramid_pool, standardize, upscale,
 )
 
-__all__ = ["ENV_VAR", "CHOICES", "select", "requested", "numba_installed"] + _numpy.__all__
+__all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "select", "layer_kernels", "requested",
+           "numba_installed"] + _numpy.__all__
 
 ENV_VAR = "FORGE_KERNELS"
 CHOICES = ("auto", "numpy", "numba")
+
+#: Under ``FORGE_KERNELS=auto``, the least work (multiply-adds of a convolution: batch x
+#: input positions x filter weights; input elements x window size for pooling) for
+#: which a call runs numba's kernel. A call below it takes numpy about 0.5 ms on a 2-core
+#: Zen 5, of which numba would save about a quarter: importing numba (0.35 s, seconds
+#: with an empty cache) pays only after thousands of such calls. The README CNN's second
+#: convolution does 12.5 million a sample: batch 1 runs numpy, batch 2 and up numba.
+AUTO_MIN_WORK = 2**24
 
 _auto_failed = threading.Event()  # numba is installed but would not load: stop trying
 
@@ -88,3 +100,32 @@ def select():
                       "convolution and pooling with numpy", RuntimeWarning, stacklevel=2)
         return _numpy
     return _numba
+
+
+def layer_kernels():
+    """The kernels a convolution or pooling layer calls, per ``FORGE_KERNELS``.
+
+    ``_numpy``, ``_numba`` (as :func:`select`), or under ``auto`` with numba installed
+    ``_auto``, whose functions pick numpy or numba call by call (:data:`AUTO_MIN_WORK`)
+    and import nothing until a call needs numba.
+
+    >>> layer_kernels().__name__.rsplit(".", 1)[1] in ("_numpy", "_numba", "_auto")
+    True
+    """
+    if requested() == "auto" and numba_installed() and not _auto_failed.is_set():
+        from . import _auto
+
+        return _auto
+    return select()
+
+
+def select_rnn():
+    """The recurrent step kernels, ``_numba_rnn`` or ``_numpy_rnn``, chosen as :func:`select`
+    chooses (same ``FORGE_KERNELS`` rule, errors and warning)."""
+    from . import _numpy_rnn
+
+    if select() is _numpy:
+        return _numpy_rnn
+    from . import _numba_rnn
+
+    return _numba_rnn

@@ -246,6 +246,11 @@ def gru(x, W_hid, fns, h0, mask=None, backwards=False):
     return out
 
 
+#: The step of a CustomRecurrentLayer with networks calls the network's own layers
+#: (whose kernels numba may accelerate); the loop around it stays numpy.
+network_rnn = _numpy_rnn.network_rnn
+
+
 def warm_cache():
     """Compile every kernel for float32 and float64 (filling numba's on-disk cache);
     return the seconds it took."""

@@ -25,8 +25,9 @@ POOL_MODES = ("max", "average_inc_pad", "average_exc_pad")
 REDUCTIONS = {"max": np.max, "mean": np.mean, "min": np.min, "sum": np.sum}
 
 
-def dense(x, W, b=None):
-    """``x @ W + b`` for a 2-D ``x`` of shape (n, k), ``W`` (k, m) and ``b`` (m,).
+def dense(x, W, b=None, nonlinearity=None):
+    """``nonlinearity(x @ W + b)`` for a 2-D ``x`` of shape (n, k), ``W`` (k, m) and ``b``
+    (m,); rectify, leaky_rectify and softmax run in place (see :func:`_activate`).
 
     >>> dense(np.ones((2, 3), np.float32), np.ones((3, 1), np.float32), np.ones(1, np.float32))
     array([[4.],
@@ -35,7 +36,7 @@ def dense(x, W, b=None):
     y = np.matmul(x, W)
     if b is not None:
         y += b  # y is a fresh array
-    return y
+    return _activate(y, nonlinearity)
 
 
 def autocrop(arrays, cropping):
@@ -146,13 +147,20 @@ def _add_bias(out, b):
 
 
 def _activate(out, nonlinearity):
-    """``nonlinearity(out)``, for rectify and leaky_rectify in place in the fresh ``out``
-    (their temporaries took most of a small convolution's time)."""
-    name, params = getattr(nonlinearity, "name", None), getattr(nonlinearity, "params", {})
+    """``nonlinearity(out)``, for rectify, leaky_rectify and softmax in place in the fresh
+    ``out`` (their temporaries took most of a small convolution's time, and a third of a
+    batch-1 dense layer's)."""
+    name = getattr(nonlinearity, "name", None)
     if name == "rectify":
         return np.maximum(out, 0, out=out)  # NaN stays NaN
-    if name == "leaky_rectify" and 0 <= params["leakiness"] <= 1:
-        return np.maximum(out, out * out.dtype.type(params["leakiness"]), out=out)
+    if name == "leaky_rectify" and 0 <= nonlinearity.params["leakiness"] <= 1:
+        return np.maximum(out, out * out.dtype.type(nonlinearity.params["leakiness"]), out=out)
+    if name == "softmax" and out.dtype.kind == "f":  # as runtime.nonlinearities.softmax
+        with np.errstate(over="ignore"):
+            out -= np.max(out, axis=-1, keepdims=True, initial=-np.inf)
+            np.exp(out, out=out)
+            out /= np.sum(out, axis=-1, keepdims=True)
+        return out
     return out if nonlinearity is None else nonlinearity(out)
 
 
@@ -375,14 +383,16 @@ def pool(x, pool_size, stride=None, pad=None, ignore_border=True, mode="max"):
         canvas = np.full(x.shape[:lead] + canvas_shape, -np.inf if mode == "max" else 0,
                          x.dtype)
         canvas[(Ellipsis,) + tuple(slice(p, p + s) for p, s in zip(pad, size))] = x
-    out = None
-    for offset in np.ndindex(*pool_size):  # combine one strided slice per window offset
-        part = canvas[(Ellipsis,) + tuple(slice(k, k + (o - 1) * t + 1, t)
-                                          for k, o, t in zip(offset, out_shape, stride))]
-        if out is None:
-            out = part.copy()
-        else:
-            (np.maximum if mode == "max" else np.add)(out, part, out=out)
+    combine = np.maximum if mode == "max" else np.add
+    out = canvas
+    for axis, (window, length, step) in enumerate(zip(pool_size, out_shape, stride), lead):
+        # one axis at a time (max and sum are separable): window - 1 strided combinations
+        # per axis instead of one per window offset, 1.4x faster for 3x3 windows
+        parts = [out[(slice(None),) * axis + (slice(k, k + (length - 1) * step + 1, step),)]
+                 for k in range(window)]
+        out = parts[0].copy() if window == 1 else combine(parts[0], parts[1])
+        for part in parts[2:]:
+            combine(out, part, out=out)
     if mode != "max":
         divisor = np.ones((), np.int64)
         for args in zip(size, pool_size, stride, pad, out_shape):

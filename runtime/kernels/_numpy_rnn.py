@@ -12,7 +12,7 @@ They never write into their arguments.
 """
 import numpy as np
 
-__all__ = ["rnn", "lstm", "gru"]
+__all__ = ["rnn", "lstm", "gru", "network_rnn"]
 
 
 def _steps(length, backwards):
@@ -21,7 +21,9 @@ def _steps(length, backwards):
 
 def _keep(mask, t, new, old):
     """``new`` where the step ran, ``old`` where the mask skipped it."""
-    return new if mask is None else np.where(mask[t][:, None], new, old)
+    if mask is None:
+        return new
+    return np.where(mask[t].reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
 
 
 def rnn(x, W_hid, b_hid, hid_fn, out_fn, h0, mask=None, backwards=False):
@@ -87,5 +89,23 @@ def gru(x, W_hid, fns, h0, mask=None, backwards=False):
         update = update_fn(xu + hu)
         candidate = candidate_fn(xc + reset * hc)
         h = _keep(mask, t, (1 - update) * h + update * candidate, h)
+        out[t] = h
+    return out
+
+
+def network_rnn(x, hid_fn, out_fn, h0, mask=None, backwards=False):
+    """``h_t = out_fn(x_t + hid_fn(h_{t-1}))`` for a state of any shape: ``x`` is
+    ``(time, batch, *state)``, ``h0`` ``(batch, *state)`` and ``hid_fn`` any callable
+    from a state to one of the same shape (a CustomRecurrentLayer's hidden_to_hidden
+    network).
+
+    >>> x = np.ones((3, 1, 2, 2), np.float32)
+    >>> network_rnn(x, lambda h: 2 * h, lambda v: v, np.zeros((1, 2, 2), np.float32))[:, 0, 0, 0]
+    array([1., 3., 7.], dtype=float32)
+    """
+    out = np.empty(x.shape, x.dtype)
+    h = h0
+    for t in _steps(len(x), backwards):
+        h = _keep(mask, t, out_fn(x[t] + hid_fn(h)), h)
         out[t] = h
     return out

@@ -100,7 +100,8 @@ class Layer:
         inputs : list of str
             The names of the layers it reads.
         """
-        where = f"layer {name!r} ({cls.__name__})"
+        # a class building another's entries (a form of it) names that type
+        where = f"layer {name!r} ({getattr(cls, 'bundle_type', cls.__name__)})"
         for what, given, wanted in (("config key", config, cls.config_keys),
                                     ("parameter", params, cls.param_keys)):
             missing = [key for key in wanted if key not in given]

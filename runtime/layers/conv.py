@@ -2,8 +2,8 @@
 
 Every layer checks its configuration when built, reverses ``W`` along its filter axes
 once when ``flip_filters`` is true (so that each call is a plain cross-correlation),
-and leaves the arithmetic to the kernels (numba's when ``runtime.kernels.select`` says
-so, numpy's otherwise).
+and leaves the arithmetic to the kernels (numpy's or numba's, as
+``runtime.kernels.layer_kernels`` says).
 """
 import numpy as np
 
@@ -70,7 +70,7 @@ class _Convolution(Layer):
         self.W = _flip(W, tuple(range(2, nd + 2))) if flip_filters else W
         self.b, self.num_groups = b, num_groups
         self.nonlinearity = get_nonlinearity(nonlinearity)
-        self.kernels = kernels.select()
+        self.kernels = kernels.layer_kernels()
 
     def convolution_weights(self, W):
         """``W`` in the layout ``(num_filters, channels // num_groups, *filter_size)``."""

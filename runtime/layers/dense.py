@@ -24,6 +24,12 @@ class DenseLayer(Layer):
 
     The first ``num_leading_axes`` axes are kept; the others are flattened into the
     ``W.shape[0]`` features each item is multiplied with.
+
+    A single item's product (a matrix-vector product) reads a copy of ``W`` stored
+    transposed (``W.T`` contiguous), which numpy's BLAS multiplies 1.2 to 2 times faster
+    than ``W`` itself; batches read ``W`` (from the copy they run up to 1.3 times
+    slower). The copy doubles the memory of the layer's weights, except for a
+    memory-mapped ``W`` (``runtime.load(mmap=True)``), which is used as it is.
     """
 
     config_keys = ("num_units", "num_leading_axes", "nonlinearity")
@@ -38,6 +44,7 @@ class DenseLayer(Layer):
         self.num_leading_axes = num_leading_axes
         self.nonlinearity = get_nonlinearity(nonlinearity)
         self.W, self.b = W, b
+        self._W_one_item = W if isinstance(W, np.memmap) else _transposed_copy(W)
 
     def __call__(self, x):
         lead = self.num_leading_axes
@@ -47,8 +54,17 @@ class DenseLayer(Layer):
         if features != self.W.shape[0]:
             raise ValueError(f"W has {self.W.shape[0]} rows, but each item of the input "
                              f"(shape {x.shape}) has {features} features")
-        y = kernels.dense(x.reshape(math.prod(rows), features), self.W, self.b)
-        return self.nonlinearity(y.reshape(rows + (self.W.shape[1],)))
+        items = math.prod(rows)
+        y = kernels.dense(x.reshape(items, features), self._W_one_item if items == 1 else self.W,
+                          self.b, self.nonlinearity)
+        return y.reshape(rows + (self.W.shape[1],))
+
+
+def _transposed_copy(W):
+    """``W``'s values in Fortran order (``W.T`` contiguous), read-only."""
+    W = np.asfortranarray(W)
+    W.flags.writeable = False
+    return W
 
 
 @register

@@ -41,7 +41,7 @@ class _Pool(Layer):
         check(ignore_border or not any(self.pad),
               f"padding works only with ignore_border=True, got pad={pad}")
         self.ignore_border = ignore_border
-        self.kernels = kernels.select()
+        self.kernels = kernels.layer_kernels()
 
     def __call__(self, x):
         if x.ndim < self.num_spatial + 1:
@@ -197,7 +197,7 @@ class SpatialPyramidPoolingLayer(Layer):
                                                          f"list, got {pool_dims!r}")
         self.pool_dims = int_list(pool_dims, len(pool_dims), 1, "pool_dims")
         self.mode = _choice(mode, POOL_MODES, "mode")
-        self.kernels = kernels.select()
+        self.kernels = kernels.layer_kernels()
 
     def __call__(self, x):
         return self.kernels.spatial_pyramid_pool(x, self.pool_dims, self.mode)

@@ -10,15 +10,25 @@ this order: the sequence, then the ``(batch, time)`` mask when ``mask_input`` is
 Each call projects the whole sequence onto the gates with one matrix product and hands
 the step loop to a kernel (numba's when ``runtime.kernels.select_rnn`` says so).
 """
+from types import MappingProxyType
+
 import numpy as np
 
 from .. import kernels
+from ..errors import BundleError
 from ..nonlinearities import get_nonlinearity
-from .base import Layer, check, is_int, register
+from .base import Layer, check, is_int, layer_class, register
+from .input import InputLayer
 
 __all__ = ["CustomRecurrentLayer", "RecurrentLayer", "LSTMLayer", "GRULayer"]
 
 _FLAGS = ("backwards", "only_return_final", "mask_input", "hid_init_input")
+
+
+def _units(num_units):
+    """The state shape ``(num_units,)`` of the dense kinds."""
+    check(is_int(num_units, 1), f"num_units must be a positive int, got {num_units!r}")
+    return (num_units,)
 
 
 def _shape(array, shape, what):
@@ -33,12 +43,11 @@ class _Recurrent(Layer):
     num_inputs = None
     state_names = ("hid",)
 
-    def __init__(self, name, inputs, num_units, flags, inits):
+    def __init__(self, name, inputs, state_shape, flags, inits):
         super().__init__(name, inputs)
-        check(is_int(num_units, 1), f"num_units must be a positive int, got {num_units!r}")
         for key, value in flags.items():
             check(isinstance(value, bool), f"{key} must be a bool, got {value!r}")
-        self.units = num_units
+        self.state_shape = state_shape
         self.backwards = flags["backwards"]
         self.only_return_final = flags["only_return_final"]
         self.masked = flags["mask_input"]
@@ -53,11 +62,11 @@ class _Recurrent(Layer):
                 check(init is None, f"{state}_init is given by an input; the parameter "
                                     f"{state}_init must be null")
             else:
-                self.inits[state] = _shape(init, (1, num_units), f"{state}_init")
+                self.inits[state] = _shape(init, (1,) + state_shape, f"{state}_init")
         self.kernels = kernels.select_rnn()
 
     def _unpack(self, x, extra):
-        """(time-major 3-D sequence, boolean (time, batch) mask or None, initial states)."""
+        """(time-major sequence, boolean (time, batch) mask or None, initial states)."""
         if x.ndim < 3:
             raise ValueError(f"needs an input of shape (batch, time, features...), got "
                              f"shape {x.shape}")
@@ -76,22 +85,23 @@ class _Recurrent(Layer):
         for state in self.state_names:
             if self.init_from_input[state]:
                 given = extra.pop(0)
-                if given.shape != (batch, self.units):
-                    raise ValueError(f"{state}_init must have shape (batch, units) = "
-                                     f"{(batch, self.units)}, got {given.shape}")
+                if given.shape != (batch,) + self.state_shape:
+                    raise ValueError(f"{state}_init must have shape (batch, *state) = "
+                                     f"{(batch,) + self.state_shape}, got {given.shape}")
                 states.append(given.astype(x.dtype, copy=False))
             else:
-                states.append(np.broadcast_to(self.inits[state], (batch, self.units)))
-        sequence = np.swapaxes(x.reshape(batch, time, -1), 0, 1)
-        return sequence, mask, states
+                states.append(np.broadcast_to(self.inits[state],
+                                              (batch,) + self.state_shape))
+        return np.swapaxes(x, 0, 1), mask, states
 
     def _project(self, sequence, W, b):
-        """``sequence @ W + b`` for every step at once, time-major and C-contiguous."""
-        if sequence.shape[2] != W.shape[0]:
+        """``sequence @ W + b`` for every step at once (each step's features flattened),
+        time-major and C-contiguous."""
+        time, batch = sequence.shape[:2]
+        flat = np.ascontiguousarray(sequence).reshape(time * batch, -1)
+        if flat.shape[1] != W.shape[0]:
             raise ValueError(f"W_in has {W.shape[0]} rows, but each step of the input has "
-                             f"{sequence.shape[2]} features")
-        time, batch, features = sequence.shape
-        flat = np.ascontiguousarray(sequence).reshape(time * batch, features)
+                             f"{flat.shape[1]} features")
         return kernels.dense(flat, W, b).reshape(time, batch, W.shape[1])
 
     def _arrange(self, out):
@@ -111,7 +121,11 @@ class CustomRecurrentLayer(_Recurrent):
     """``h_t = nonlinearity(input_fn(x_t @ W_in_to_hid + b_in_to_hid)
     + hidden_fn(h_{t-1} @ W_hid_to_hid + b_hid_to_hid))``: forge's CustomRecurrentLayer
     whose two networks are dense layers (``input_nonlinearity``, ``hidden_nonlinearity``
-    are their activations)."""
+    are their activations).
+
+    A bundle entry whose config holds ``input_to_hidden`` is the general form instead,
+    any two networks: see :class:`NetworkRecurrentLayer`.
+    """
 
     config_keys = ("num_units", "nonlinearity", "input_nonlinearity", "hidden_nonlinearity")\
         + _FLAGS
@@ -122,7 +136,7 @@ class CustomRecurrentLayer(_Recurrent):
                  hidden_nonlinearity, backwards, only_return_final, mask_input,
                  hid_init_input, W_in_to_hid, b_in_to_hid, W_hid_to_hid, b_hid_to_hid,
                  hid_init):
-        super().__init__(name, inputs, num_units,
+        super().__init__(name, inputs, _units(num_units),
                          _rnn_flags(backwards, only_return_final, mask_input, hid_init_input),
                          {"hid": hid_init})
         check(W_in_to_hid.ndim == 2 and W_in_to_hid.shape[1] == num_units,
@@ -142,6 +156,136 @@ class CustomRecurrentLayer(_Recurrent):
         projected = self.input_nonlinearity(self._project(sequence, self.W_in, self.b_in))
         out = self.kernels.rnn(projected, self.W_hid, self.b_hid, self.hidden_nonlinearity,
                                self.nonlinearity, h0, mask, self.backwards)
+        return self._arrange(out)
+
+    @classmethod
+    def from_config(cls, name, config, params, inputs):
+        if cls is CustomRecurrentLayer and "input_to_hidden" in config:
+            return NetworkRecurrentLayer.from_config(name, config, params, inputs)
+        return super().from_config(name, config, params, inputs)
+
+
+_NETWORKS = ("input_to_hidden", "hidden_to_hidden")
+_ENTRY_KEYS = {"name": str, "type": str, "inputs": list, "config": dict, "params": dict,
+               "output_shape": list}
+
+
+class _Network:
+    """One network of a :class:`NetworkRecurrentLayer`, built from its nested layer
+    entries (one InputLayer; each entry reads earlier ones; the last is the output).
+    A nested entry's ``params`` name parameters of the recurrent layer."""
+
+    def __init__(self, what, entries, params):
+        check(isinstance(entries, list) and entries,
+              f"{what} must be a non-empty list of layer entries, got {entries!r:.80}")
+        self.what, self.layers, self.param_names = what, {}, set()
+        for i, entry in enumerate(entries):
+            check(isinstance(entry, dict) and all(
+                isinstance(entry.get(k), kind) for k, kind in _ENTRY_KEYS.items()),
+                f"{what}[{i}] must be a layer entry with keys {', '.join(_ENTRY_KEYS)} "
+                f"(types {', '.join(t.__name__ for t in _ENTRY_KEYS.values())}), "
+                f"got {entry!r:.80}")
+            name, refs = entry["name"], entry["params"]
+            where = f"{what} layer {name!r}"
+            check(name not in self.layers, f"{where} is defined twice")
+            for source in entry["inputs"]:
+                check(source in self.layers, f"{where} reads {source!r:.60}, which is not "
+                                             f"an earlier layer of {what}")
+            for key in refs.values():
+                check(key is None or key in params, f"{where}: parameter refers to "
+                      f"{key!r:.60}, which is not a parameter of the recurrent layer")
+            try:
+                cls = layer_class(entry["type"])
+            except BundleError as exc:
+                raise BundleError(f"{where}: {exc}") from None
+            try:
+                self.layers[name] = cls.from_config(
+                    name, entry["config"],
+                    {p: None if k is None else params[k] for p, k in refs.items()},
+                    entry["inputs"])
+            except BundleError as exc:
+                raise BundleError(f"in {what}: {exc}") from None
+            self.param_names.update(k for k in refs.values() if k is not None)
+            self.output_shape = tuple(entry["output_shape"])
+        starts = [n for n, lay in self.layers.items() if isinstance(lay, InputLayer)]
+        check(len(starts) == 1, f"{what} must have exactly one InputLayer, got "
+                                f"{len(starts)}")
+        self.input_name = starts[0]
+        self.input_shape = self.layers[self.input_name].shape
+
+    def __call__(self, x):
+        values = {self.input_name: x}
+        for name, layer in self.layers.items():
+            if name != self.input_name:
+                values[name] = np.asarray(layer(*[values[s] for s in layer.inputs]))
+        out = values[name]
+        if out.ndim != len(self.output_shape) or any(
+                d is not None and d != s for d, s in zip(self.output_shape[1:], out.shape[1:])):
+            raise ValueError(f"{self.what} computed shape {out.shape} from {x.shape}, but "
+                             f"its last layer declares {list(self.output_shape)}")
+        return out
+
+
+class NetworkRecurrentLayer(_Recurrent):
+    """The general form of a ``CustomRecurrentLayer`` bundle entry:
+    ``h_t = nonlinearity(input_to_hidden(x_t) + hidden_to_hidden(h_{t-1}))`` for any two
+    feed-forward networks given as nested layer entries, the state of shape
+    ``hidden_shape`` (e.g. ``[channels, height, width]`` for a convolutional recurrence).
+
+    ``input_to_hidden`` runs once on all steps (as ``(time * batch, *features)``);
+    the step loop calls ``hidden_to_hidden`` on the state.
+    """
+
+    bundle_type = "CustomRecurrentLayer"
+    config_keys = ("hidden_shape", "nonlinearity") + _NETWORKS + _FLAGS
+    param_keys = ("hid_init",)
+    optional_params = ("hid_init",)
+
+    def __init__(self, name, inputs, hidden_shape, nonlinearity, input_to_hidden,
+                 hidden_to_hidden, backwards, only_return_final, mask_input, hid_init_input,
+                 hid_init):
+        check(isinstance(hidden_shape, list) and hidden_shape
+              and all(is_int(s, 1) for s in hidden_shape),
+              f"hidden_shape must be a non-empty list of positive ints, got {hidden_shape!r}")
+        super().__init__(name, inputs, tuple(hidden_shape),
+                         _rnn_flags(backwards, only_return_final, mask_input, hid_init_input),
+                         {"hid": hid_init})
+        for net, shape, what in ((input_to_hidden, input_to_hidden.output_shape, "gives"),
+                                 (hidden_to_hidden, hidden_to_hidden.output_shape, "gives"),
+                                 (hidden_to_hidden, hidden_to_hidden.input_shape, "reads")):
+            check(list(shape[1:]) == hidden_shape,
+                  f"{net.what} {what} shape {list(shape)}, but the state has hidden_shape "
+                  f"{hidden_shape}")
+        self.input_to_hidden, self.hidden_to_hidden = input_to_hidden, hidden_to_hidden
+        self.nonlinearity = get_nonlinearity(nonlinearity)
+
+    @classmethod
+    def from_config(cls, name, config, params, inputs):
+        """Build both networks from their nested entries, then the layer."""
+        networks = {}
+        for key in _NETWORKS:
+            try:
+                networks[key] = _Network(key, config.get(key), params)
+            except BundleError as exc:
+                raise BundleError(f"layer {name!r} ({cls.bundle_type}): {exc}") from None
+        used = networks[_NETWORKS[0]].param_names | networks[_NETWORKS[1]].param_names
+        own = {key: value for key, value in params.items() if key not in used}
+        layer = super().from_config(name, dict(config, **networks), own, inputs)
+        layer.params = MappingProxyType({k: v for k, v in params.items() if v is not None})
+        return layer
+
+    def __call__(self, x, *extra):
+        sequence, mask, (h0,) = self._unpack(x, extra)
+        wanted = self.input_to_hidden.input_shape[1:]
+        if sequence.ndim != len(wanted) + 2 or any(
+                w is not None and w != s for w, s in zip(wanted, sequence.shape[2:])):
+            raise ValueError(f"each step of the input must have shape {list(wanted)}, got "
+                             f"input shape {x.shape}")
+        time, batch = sequence.shape[:2]
+        flat = np.ascontiguousarray(sequence).reshape((time * batch,) + sequence.shape[2:])
+        projected = self.input_to_hidden(flat).reshape((time, batch) + self.state_shape)
+        out = self.kernels.network_rnn(projected, self.hidden_to_hidden, self.nonlinearity,
+                                       h0, mask, self.backwards)
         return self._arrange(out)
 
 
@@ -211,7 +355,7 @@ class LSTMLayer(_Gated):
                  only_return_final, mask_input, hid_init_input, cell_init_input,
                  hid_init, cell_init, **gates):
         flags = _rnn_flags(backwards, only_return_final, mask_input, hid_init_input)
-        super().__init__(name, inputs, num_units, dict(flags, cell_init_input=cell_init_input),
+        super().__init__(name, inputs, _units(num_units), dict(flags, cell_init_input=cell_init_input),
                          {"hid": hid_init, "cell": cell_init})
         self._stack_gates(gates, num_units)
         self.nonlinearity = get_nonlinearity(nonlinearity)
@@ -247,7 +391,7 @@ class GRULayer(_Gated):
 
     def __init__(self, name, inputs, num_units, backwards, only_return_final, mask_input,
                  hid_init_input, hid_init, **gates):
-        super().__init__(name, inputs, num_units,
+        super().__init__(name, inputs, _units(num_units),
                          _rnn_flags(backwards, only_return_final, mask_input, hid_init_input),
                          {"hid": hid_init})
         self._stack_gates(gates, num_units)

@@ -3,10 +3,11 @@
 This module imports only the standard library until an engine is opened, so that a cold
 start measures the engine's own imports. Engines:
 
-``runtime-numpy``, ``runtime-numba``
-    Forge's runtime on the bundle. The kernels are chosen when ``runtime`` is imported,
-    from ``FORGE_KERNELS``; the caller starts the process with it set (``numpy`` or
-    ``numba``) and :func:`kernel_check` then confirms which kernels actually ran.
+``runtime-numpy``, ``runtime-numba``, ``runtime-auto``
+    Forge's runtime on the bundle. The kernels are chosen from ``FORGE_KERNELS``; the
+    caller starts the process with it set (``numpy``, ``numba`` or ``auto``, the
+    default: numpy for small calls, numba for large ones) and :func:`kernel_check` then
+    confirms which kernels actually ran.
 ``onnxruntime``
     ONNX Runtime's CPU provider, ``THREADS`` intra-op threads, one inter-op thread.
 ``torch``
@@ -21,7 +22,7 @@ import time
 
 __all__ = ["ENGINES", "THREADS", "Engine", "Unavailable", "open_engine", "kernel_check"]
 
-ENGINES = ("runtime-numpy", "runtime-numba", "onnxruntime", "torch")
+ENGINES = ("runtime-numpy", "runtime-numba", "runtime-auto", "onnxruntime", "torch")
 
 #: Threads every engine may use (the machine has 2 cores).
 THREADS = 2
@@ -132,7 +133,8 @@ def kernel_check(engine, net):
     ones the engine's name promises. The runtime imports numba only when a model has
     layers numba accelerates (convolution, pooling), so under ``FORGE_KERNELS=numba`` a
     model without them (the MLP) runs numpy's kernels by design, and a model with them
-    must have imported numba.
+    must have imported numba. Under ``auto`` either is right (it depends on the calls'
+    sizes); the description says which ran.
     """
     if not engine.startswith("runtime-"):
         return None, None
@@ -141,6 +143,8 @@ def kernel_check(engine, net):
     accelerated = any(layer["kind"] in ("conv", "maxpool") for layer in NETWORKS[net])
     numba_loaded = "numba" in sys.modules
     wanted = engine.split("-", 1)[1]
+    if wanted == "auto":  # numba for the calls large enough, numpy for the others
+        return ("numba (large conv, pool calls) + numpy" if numba_loaded else "numpy"), None
     if wanted == "numpy":
         if numba_loaded:
             return "numba", "FORGE_KERNELS=numpy imported numba"

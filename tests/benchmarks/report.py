@@ -6,12 +6,14 @@ __all__ = ["render", "TARGETS"]
 ENGINE_LABELS = {
     "runtime-numpy": "Forge runtime, `FORGE_KERNELS=numpy`",
     "runtime-numba": "Forge runtime, `FORGE_KERNELS=numba`",
+    "runtime-auto": "Forge runtime, `FORGE_KERNELS=auto` (default)",
     "onnxruntime": "ONNX Runtime (2 intra-op threads)",
     "torch": "PyTorch eager (2 threads)",
 }
-RUNTIMES = ("runtime-numpy", "runtime-numba")
-COLD_LABELS = ("runtime-numpy", "runtime-numba, warm cache", "runtime-numba, empty cache",
-               "onnxruntime", "torch")
+RUNTIMES = ("runtime-numpy", "runtime-numba", "runtime-auto")
+COLD_RUNTIMES = ("runtime-numpy", "runtime-numba, warm cache", "runtime-numba, empty cache",
+                 "runtime-auto, warm cache", "runtime-auto, empty cache")
+COLD_LABELS = COLD_RUNTIMES + ("onnxruntime", "torch")
 REFERENCE = "onnxruntime"
 
 #: The issue's targets: (text, net, metric, bound, direction).
@@ -109,8 +111,7 @@ def _targets(results, notes):
     for text, net, metric, bound, direction in TARGETS:
         if net not in results["nets"]:
             continue
-        engines = RUNTIMES if metric != "cold" else (
-            "runtime-numpy", "runtime-numba, warm cache", "runtime-numba, empty cache")
+        engines = RUNTIMES if metric != "cold" else COLD_RUNTIMES
         for engine in engines:
             row = [text, f"`{engine}`"]
             for variant in results["variants"]:
@@ -434,8 +435,11 @@ def render(results):
         "each process checks which kernels ran (whether numba was imported): a "
         "`FORGE_KERNELS=numba` process that did not run numba on the CNN is reported n/a, "
         "not timed. The runtime's numba kernels cover convolution and pooling only, so "
-        "the MLP runs the same numpy kernels (OpenBLAS matrix products) under both "
-        "settings, and numba is never imported for it.",
+        "the MLP runs the same numpy kernels (OpenBLAS matrix products) under every "
+        "setting, and numba is never imported for it. `FORGE_KERNELS=auto`, the default, "
+        "decides call by call: numpy for a convolution or pooling call below "
+        "`runtime.kernels.AUTO_MIN_WORK` (the CNN at batch 1), numba (imported on the "
+        "first such call) above it (the CNN at batch 64).",
         f"- `time.perf_counter` around each call, garbage collector off during a loop. "
         f"Latency: {timing['warmup_s']} s of warm-up, then {timing['latency_s']} s and at "
         f"least {timing['latency_min']} calls. Throughput: per batch size "

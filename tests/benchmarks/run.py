@@ -40,7 +40,7 @@ from .machine import describe_machine
 from .report import render
 from .worker import TOLERANCE, CpuMeter, quietly
 
-__all__ = ["SETTINGS", "OPENBLAS_VARS", "main"]
+__all__ = ["SETTINGS", "OPENBLAS_VARS", "preserved_block", "main"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -72,6 +72,8 @@ COLD_CASES = (
     ("runtime-numpy", "runtime-numpy", None),
     ("runtime-numba, warm cache", "runtime-numba", "warm"),
     ("runtime-numba, empty cache", "runtime-numba", "empty"),
+    ("runtime-auto, warm cache", "runtime-auto", "warm"),
+    ("runtime-auto, empty cache", "runtime-auto", "empty"),
     ("onnxruntime", "onnxruntime", None),
     ("torch", "torch", None),
 )
@@ -239,7 +241,7 @@ def run_timing(folder, nets, variant_env, settings, numba_cache):
     """Time every engine (one subprocess each); results by engine."""
     results = {}
     for engine in ENGINES:
-        cache = numba_cache if engine == "runtime-numba" else None
+        cache = numba_cache if engine in ("runtime-numba", "runtime-auto") else None
         args = ["timing", engine, folder, "--nets", ",".join(nets),
                 "--settings", json.dumps(settings["timing"])]
         wait_quiet(settings["quiet_wait_s"])
@@ -347,6 +349,36 @@ def run_training(folder, settings):
     return {"modes": results}
 
 
+# -- the report file ---------------------------------------------------------------------------
+
+#: Lines around a block of the report that another tool writes (the service's load test):
+#: regenerating the report keeps it, verbatim, at the end.
+KEEP_BEGIN, KEEP_END = "<!-- service-load:begin -->", "<!-- service-load:end -->"
+
+
+def preserved_block(path):
+    """The block between :data:`KEEP_BEGIN` and :data:`KEEP_END` lines in the file at
+    ``path`` (markers included, after a blank line), or "" when there is none.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as f:
+    ...     _ = f.write(f"# old\\n{KEEP_BEGIN}\\nkept\\n{KEEP_END}\\n")
+    >>> preserved_block(f.name).splitlines()
+    ['', '<!-- service-load:begin -->', 'kept', '<!-- service-load:end -->']
+    """
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    stripped = [line.strip() for line in lines]
+    if KEEP_BEGIN not in stripped or KEEP_END not in stripped[stripped.index(KEEP_BEGIN):]:
+        return ""
+    begin = stripped.index(KEEP_BEGIN)
+    end = stripped.index(KEEP_END, begin)
+    return "\n" + "\n".join(lines[begin:end + 1]) + "\n"
+
+
 # -- command line -----------------------------------------------------------------------------
 
 def _parser():
@@ -443,6 +475,7 @@ def main(argv=None):
     results = json.loads(json.dumps(results).replace(scratch.rstrip("/"), "$WORKDIR"))
     text = render(results)
     if args.output:
+        text += preserved_block(args.output)
         with open(args.output, "w") as f:
             f.write(text)
         _log(f"wrote {args.output} ({results['duration_s']:.0f} s)")

@@ -1,5 +1,6 @@
 """Profile the Lasagne README CNN on the runtime: samples/s and the time each layer takes,
-with the numpy and the numba kernels. A script, not a test:
+with the numpy, the numba and the ``auto`` kernels (numpy for small calls, numba for
+large ones). A script, not a test:
 
     .venv/bin/python -m tests.runtime.profile_cnn [--batch 64] [--seconds 3]
 
@@ -102,7 +103,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--backends", default="numpy,numba")
+    parser.add_argument("--backends", default="numpy,numba,auto")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = readme_cnn().write(os.path.join(folder, "cnn.npz"))

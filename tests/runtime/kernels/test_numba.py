@@ -82,6 +82,34 @@ class TestConv:
         with pytest.raises(ValueError, match="need 2 input channels"):
             _numba.conv(np.zeros((1, 3, 5, 5)), np.zeros((2, 2, 3, 3)))
 
+    def test_scratch_buffers_are_kept_per_thread(self):
+        """Reused from call to call (no fresh allocation of the im2col buffer), never
+        shared between threads (a server calls one model from many)."""
+        import threading
+
+        first = _numba._scratch("test", 1000, np.float32)
+        again = _numba._scratch("test", 800, np.float32)
+        assert again.base is first.base and again.size == 800
+        other = []
+        thread = threading.Thread(target=lambda: other.append(
+            _numba._scratch("test", 1000, np.float32)))
+        thread.start()
+        thread.join()
+        assert not np.shares_memory(other[0], first)
+        huge = (_numba.KEEP_BYTES // 4) + 1  # too large to keep: a fresh buffer each call
+        assert not np.shares_memory(_numba._scratch("test", huge, np.float32),
+                                    _numba._scratch("test", huge, np.float32))
+
+    def test_threads_get_the_same_results(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        x, W, b = arrays(5, "float32", (8, 16, 12, 11), (8, 16, 3, 3), (8,))
+        expected = _numpy.conv(x, W, b)
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda i: _numba.conv(x[i % 8:], W, b), range(16)))
+        for i, got in enumerate(results):
+            check(got, expected[i % 8:])
+
     def test_empty_batch(self):
         y = _numba.conv(np.zeros((0, 2, 5, 5), np.float32), np.zeros((3, 2, 3, 3), np.float32))
         assert y.shape == (0, 3, 3, 3)

@@ -34,6 +34,27 @@ def test_dense(n, k, m, bias, dtype):
     np.testing.assert_array_equal(x, x_before)
 
 
+@pytest.mark.parametrize("nonlinearity", [
+    {"name": "rectify"}, {"name": "leaky_rectify", "leakiness": 0.3}, {"name": "softmax"},
+    {"name": "leaky_rectify", "leakiness": 1.5}, {"name": "tanh"}, {"name": "linear"}])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dense_applies_the_nonlinearity_as_the_function_does(nonlinearity, dtype):
+    """In place for rectify, leaky_rectify and softmax: the same values as the
+    nonlinearity applied afterwards, inf and NaN rows included."""
+    from runtime.nonlinearities import get_nonlinearity
+
+    f = get_nonlinearity(nonlinearity)
+    rng = np.random.default_rng(1)
+    x, W = rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    x[1, 0], x[2, 0], x[3, 1] = np.inf, -np.inf, np.nan  # rows of inf, -inf and NaN
+    b = rng.standard_normal(5).astype(dtype)
+    with np.errstate(all="ignore"):
+        expected = f(x @ W + b)
+        got = _numpy.dense(x, W, b, f)
+    assert got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0, equal_nan=True)
+
+
 class TestAutocrop:
     def test_none_returns_the_inputs(self):
         a, b = np.zeros(3), np.zeros(5)

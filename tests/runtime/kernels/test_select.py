@@ -1,5 +1,5 @@
-"""FORGE_KERNELS picks the convolution and pooling kernels, and numba is imported only
-when a layer that uses them is built."""
+"""FORGE_KERNELS picks the convolution and pooling kernels; numba is imported only when a
+layer that uses them is built (``numba``) or makes a call large enough (``auto``)."""
 import json
 import os
 import pathlib
@@ -12,7 +12,7 @@ import pytest
 
 import runtime
 from runtime import kernels
-from runtime.kernels import _numba, _numpy
+from runtime.kernels import _auto, _numba, _numpy
 
 from ..helpers import BundleBuilder
 
@@ -27,6 +27,18 @@ def conv_builder():
         "dilation": [1, 1], "num_groups": 1, "untie_biases": False, "flip_filters": True,
         "nonlinearity": {"name": "rectify"}}, {"W": np.ones((2, 1, 3, 3), np.float32),
                                                "b": None}, shape=[None, 2, 3, 3], name="conv")
+    return b
+
+
+def readme_conv2_builder():
+    """The README CNN's second convolution: 12.5 million multiply-adds a sample."""
+    b = BundleBuilder()
+    x = b.input("x", [None, 64, 26, 26])
+    b.layer("Conv2DLayer", [x], {
+        "num_filters": 32, "filter_size": [3, 3], "stride": [1, 1], "pad": [[0, 0], [0, 0]],
+        "dilation": [1, 1], "num_groups": 1, "untie_biases": False, "flip_filters": True,
+        "nonlinearity": {"name": "rectify"}}, {"W": np.full((32, 64, 3, 3), 0.01, np.float32),
+                                               "b": None}, shape=[None, 32, 24, 24], name="conv")
     return b
 
 
@@ -83,6 +95,55 @@ class TestSelect:
         with pytest.warns(RuntimeWarning, match="running convolution and pooling with numpy"):
             assert kernels.select() is _numpy
         assert kernels.select() is _numpy  # and does not try again
+        assert kernels.layer_kernels() is _numpy
+
+
+class TestLayerKernels:
+    @pytest.mark.parametrize("value, module", [("numpy", _numpy), ("auto", _auto)])
+    def test_by_the_variable(self, monkeypatch, value, module):
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        monkeypatch.setenv("FORGE_KERNELS", value)
+        assert kernels.layer_kernels() is module
+
+    def test_numba_forces_numba(self, monkeypatch):
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        monkeypatch.setenv("FORGE_KERNELS", "numba")
+        assert kernels.layer_kernels() is _numba
+
+    def test_auto_without_numba_is_numpy(self, monkeypatch):
+        monkeypatch.delenv("FORGE_KERNELS", raising=False)
+        block_numba(monkeypatch)
+        assert kernels.layer_kernels() is _numpy
+
+    @pytest.mark.parametrize("batch, expected", [(1, "_numpy"), (3, "_numba")])
+    def test_auto_picks_by_the_work(self, monkeypatch, batch, expected):
+        """12.5 million multiply-adds a sample: batch 1 is below AUTO_MIN_WORK, 3 above."""
+        picked = []
+        for module in (_numpy, _numba):
+            def spy(*args, module=module, **kwargs):
+                picked.append(module.__name__.rsplit(".", 1)[1])
+                return np.zeros(1)
+            monkeypatch.setattr(module, "conv", spy)
+        monkeypatch.setattr(kernels, "select", lambda: _numba)
+        x, W = np.zeros((batch, 64, 26, 26), np.float32), np.zeros((32, 64, 3, 3), np.float32)
+        assert (_auto.conv_work(x, W) >= kernels.AUTO_MIN_WORK) == (batch > 1)
+        _auto.conv(x, W)
+        assert picked == [expected]
+
+    def test_auto_pools_by_the_work(self, monkeypatch):
+        monkeypatch.setattr(kernels, "AUTO_MIN_WORK", 100)
+        monkeypatch.setattr(kernels, "select", lambda: pytest.fail("small pool went to numba"))
+        x = np.arange(8.0).reshape(1, 2, 2, 2)  # 8 elements x 4: below 100
+        np.testing.assert_array_equal(_auto.pool(x, (2, 2)), _numpy.pool(x, (2, 2)))
+        np.testing.assert_array_equal(_auto.spatial_pyramid_pool(x, [1]),
+                                      _numpy.spatial_pyramid_pool(x, [1]))
+        monkeypatch.setattr(kernels, "select", lambda: _numpy)  # the large-call branch
+        big = np.ones((1, 2, 8, 8))
+        np.testing.assert_array_equal(_auto.pool(big, (2, 2)), _numpy.pool(big, (2, 2)))
+
+    def test_offers_every_kernel(self):
+        assert _auto.__all__ == _numpy.__all__
+        assert all(callable(getattr(_auto, name)) for name in _numpy.__all__)
 
 
 def modules_after(code, **env):
@@ -100,13 +161,16 @@ class TestNumbaLoadsLazily:
     def test_not_on_import(self):
         assert "numba" not in modules_after("import runtime, runtime.kernels, runtime.layers")
 
-    @pytest.mark.parametrize("value, loaded", [("numpy", False), ("auto", True)])
-    def test_on_loading_a_model_with_convolutions(self, tmp_path, value, loaded):
-        if loaded:
+    @pytest.mark.parametrize("value, batch, loaded", [
+        ("numpy", 4, False), ("auto", 1, False), ("auto", 4, True), ("numba", 1, True)])
+    def test_on_loading_a_model_with_convolutions(self, tmp_path, value, batch, loaded):
+        """``auto``: a batch-1 prediction of the README CNN's big convolution never imports
+        numba (the cold start of a small prediction is numpy's); batch 4 does."""
+        if value != "numpy":
             pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
-        path = conv_builder().write(tmp_path / "conv.npz")
+        path = readme_conv2_builder().write(tmp_path / "conv.npz")
         code = (f"import runtime, numpy as np\nm = runtime.load({str(path)!r})\n"
-                "m(np.ones((1, 1, 5, 5)))")
+                f"y = m(np.ones(({batch}, 64, 26, 26)))\nassert y.shape == ({batch}, 32, 24, 24)")
         assert ("numba" in modules_after(code, FORGE_KERNELS=value)) is loaded
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime import BundleError, InputError
+from runtime import BundleError, InputError, kernels
 
 from ..helpers import (REFERENCE_NONLINEARITIES, TOTAL_NONLINEARITIES, BundleBuilder,
                        build_layer, check_layer)
@@ -60,6 +60,32 @@ class TestDenseLayer:
     def test_bad_entries(self, config, params, match):
         with pytest.raises(BundleError, match=match):
             build_layer("DenseLayer", config, params)
+
+    def test_one_item_reads_a_transposed_copy_of_W(self, monkeypatch):
+        """W's values stored transposed (faster matrix-vector products), read-only, for
+        one item; batches read W itself, the layer's parameter."""
+        W = np.arange(6, dtype="f4").reshape(2, 3)
+        layer = build_layer("DenseLayer", dense_config(3), {"W": W, "b": None})
+        copy = layer._W_one_item
+        assert layer.params["W"] is W and copy.flags.f_contiguous
+        assert not copy.flags.writeable and not np.shares_memory(copy, W)
+        np.testing.assert_array_equal(copy, W)
+        read = []
+        real_dense = kernels.dense
+        monkeypatch.setattr(kernels, "dense", lambda x, W, *a: read.append(W) or real_dense(
+            x, W, *a))
+        np.testing.assert_array_equal(layer(np.array([[1, 2]], "f4")), [[6, 9, 12]])
+        np.testing.assert_array_equal(layer(np.array([[1, 2], [0, 1]], "f4")),
+                                      [[6, 9, 12], [3, 4, 5]])
+        assert read[0] is copy and read[1] is W
+
+    def test_uses_a_memory_mapped_W_as_it_is(self, tmp_path):
+        """A copy would undo runtime.load(mmap=True)'s sharing of the weights."""
+        np.arange(6, dtype="f4").reshape(2, 3).tofile(tmp_path / "W.bin")
+        W = np.memmap(tmp_path / "W.bin", dtype="f4", mode="r", shape=(2, 3))
+        layer = build_layer("DenseLayer", dense_config(3), {"W": W, "b": None})
+        assert layer._W_one_item is W
+        np.testing.assert_array_equal(layer(np.array([[1, 2]], "f4")), [[6, 9, 12]])
 
     def test_input_errors(self):
         layer = build_layer("DenseLayer", dense_config(3, lead=2), {"W": np.ones((4, 3)),

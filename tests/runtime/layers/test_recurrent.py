@@ -65,7 +65,7 @@ class TestRecurrentLayer:
         x, h0 = arrays((2, 3, 3), (2, 2))
         np.testing.assert_allclose(layer(x, h0), reference_rnn(x, params, h0=h0), rtol=1e-5,
                                    atol=1e-6)
-        with pytest.raises(ValueError, match=r"hid_init must have shape \(batch, units\)"):
+        with pytest.raises(ValueError, match=r"hid_init must have shape \(batch, \*state\)"):
             layer(x, h0[:1])
 
     def test_input_errors(self):
