@@ -25,6 +25,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -351,32 +352,31 @@ def run_training(folder, settings):
 
 # -- the report file ---------------------------------------------------------------------------
 
-#: Lines around a block of the report that another tool writes (the service's load test):
-#: regenerating the report keeps it, verbatim, at the end.
-KEEP_BEGIN, KEEP_END = "<!-- service-load:begin -->", "<!-- service-load:end -->"
+#: A block of the report that another tool writes (the service's load test, the GPU
+#: training figures, ...) sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
+#: lines; regenerating the report keeps every such block, verbatim, at the end.
+_BLOCK = re.compile(r"^[ \t]*<!-- ([\w.-]+):begin -->[ \t]*$.*?^[ \t]*<!-- \1:end -->[ \t]*$",
+                    re.MULTILINE | re.DOTALL)
 
 
 def preserved_block(path):
-    """The block between :data:`KEEP_BEGIN` and :data:`KEEP_END` lines in the file at
-    ``path`` (markers included, after a blank line), or "" when there is none.
+    """Every ``<!-- NAME:begin -->`` ... ``<!-- NAME:end -->`` block in the file at
+    ``path`` (markers included, each after a blank line), or "" when there is none.
 
     >>> import tempfile
     >>> with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as f:
-    ...     _ = f.write(f"# old\\n{KEEP_BEGIN}\\nkept\\n{KEEP_END}\\n")
-    >>> preserved_block(f.name).splitlines()
-    ['', '<!-- service-load:begin -->', 'kept', '<!-- service-load:end -->']
+    ...     _ = f.write("# old\\n<!-- service-load:begin -->\\nkept\\n<!-- service-load:end -->\\n"
+    ...                 "dropped\\n<!-- gpu:begin -->\\nalso kept\\n<!-- gpu:end -->\\n")
+    >>> preserved_block(f.name).splitlines()  # doctest: +NORMALIZE_WHITESPACE
+    ['', '<!-- service-load:begin -->', 'kept', '<!-- service-load:end -->',
+     '', '<!-- gpu:begin -->', 'also kept', '<!-- gpu:end -->']
     """
     try:
         with open(path) as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except OSError:
         return ""
-    stripped = [line.strip() for line in lines]
-    if KEEP_BEGIN not in stripped or KEEP_END not in stripped[stripped.index(KEEP_BEGIN):]:
-        return ""
-    begin = stripped.index(KEEP_BEGIN)
-    end = stripped.index(KEEP_END, begin)
-    return "\n" + "\n".join(lines[begin:end + 1]) + "\n"
+    return "".join("\n" + match.group(0) + "\n" for match in _BLOCK.finditer(text))
 
 
 # -- command line -----------------------------------------------------------------------------
