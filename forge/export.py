@@ -549,31 +549,65 @@ def _recurrent_common(layer, where):
 
 
 def _step_nonlinearity(layer, fn, where, what):
-    return nonlinearity_spec(fn, f"{where} ({what})", (None, int(layer.hidden_shape[0])))
+    return nonlinearity_spec(fn, f"{where} ({what})",
+                             (None,) + tuple(int(s) for s in layer.hidden_shape))
 
 
-def _dense_subnetwork(layer, attr, where):
-    """The DenseLayer a CustomRecurrentLayer network consists of, or ExportError."""
-    net = getattr(layer, attr)
-    chain = get_all_layers(net)
+def _dense_subnetwork(layer, attr):
+    """The DenseLayer (num_leading_axes=1, on its InputLayer) that a CustomRecurrentLayer
+    network consists of, or None."""
+    chain = get_all_layers(getattr(layer, attr))
     dense = chain[-1]
-    axes = getattr(dense, "num_leading_axes", None)
-    if (len(chain) != 2 or not isinstance(dense, L.DenseLayer)
-            or axes % len(dense.input_shape) != 1):
-        raise ExportError(
-            f"{where}: {attr} must be a single DenseLayer (num_leading_axes=1) on its "
-            f"InputLayer to be exported, got {[type(lay).__name__ for lay in chain]}; "
-            f"bundles store CustomRecurrentLayer with dense networks only")
-    return dense
+    if (len(chain) == 2 and type(dense) is L.DenseLayer and len(layer.hidden_shape) == 1
+            and dense.num_leading_axes % len(dense.input_shape) == 1):
+        return dense
+    return None
+
+
+def _incoming(layer):
+    if isinstance(layer, L.InputLayer):
+        return []
+    return layer.input_layers if isinstance(layer, L.MergeLayer) else [layer.input_layer]
+
+
+def _describe_subnetwork(layer, attr, where):
+    """A CustomRecurrentLayer network as nested layer entries, and the parameters they
+    name (``<attr>.<sub-layer>.<param>``, parameters of the recurrent layer)."""
+    net = getattr(layer, attr)
+    sub_layers = get_all_layers(net)
+    names = _assign_names(sub_layers, [net])
+    entries, params = [], {}
+    for sub in sub_layers:
+        name = names[sub]
+        try:
+            type_name, config, sub_params = _describe(sub, name)
+        except ExportError as exc:
+            raise ExportError(f"{where}: in its {attr} network: {exc}") from None
+        refs = {}
+        for pname, expr in sub_params.items():
+            refs[pname] = None if expr is None else f"{attr}.{name}.{pname}"
+            if expr is not None:
+                params[refs[pname]] = expr
+        entries.append({
+            "name": name, "type": type_name, "inputs": [names[i] for i in _incoming(sub)],
+            "config": config, "params": refs,
+            "output_shape": [None if s is None else int(s) for s in sub.output_shape]})
+    return entries, params
 
 
 def _describe_custom_recurrent(layer, where):
-    if len(layer.hidden_shape) != 1:
-        raise ExportError(f"{where}: bundles store recurrent states of one axis, got state "
-                          f"shape {layer.hidden_shape}")
-    in_dense = _dense_subnetwork(layer, "input_to_hidden", where)
-    hid_dense = _dense_subnetwork(layer, "hidden_to_hidden", where)
+    in_dense = _dense_subnetwork(layer, "input_to_hidden")
+    hid_dense = _dense_subnetwork(layer, "hidden_to_hidden")
     config, params = _recurrent_common(layer, where)
+    if in_dense is None or hid_dense is None:  # the general form: nested networks
+        del config["num_units"]
+        config.update(hidden_shape=[int(s) for s in layer.hidden_shape],
+                      nonlinearity=_step_nonlinearity(layer, layer.nonlinearity, where,
+                                                      "nonlinearity"))
+        for attr in ("input_to_hidden", "hidden_to_hidden"):
+            config[attr], net_params = _describe_subnetwork(layer, attr, where)
+            params.update(net_params)
+        return config, params
     config.update(
         nonlinearity=_step_nonlinearity(layer, layer.nonlinearity, where, "nonlinearity"),
         input_nonlinearity=_step_nonlinearity(layer, in_dense.nonlinearity, where,
@@ -782,10 +816,8 @@ def build_bundle(layer_or_layers, metadata=None):
                 arrays[key] = value
                 by_digest[digest] = key
             param_keys[pname] = by_digest[digest]
-        incoming = [] if isinstance(layer, L.InputLayer) else (
-            layer.input_layers if isinstance(layer, L.MergeLayer) else [layer.input_layer])
         entries.append({
-            "name": name, "type": type_name, "inputs": [names[i] for i in incoming],
+            "name": name, "type": type_name, "inputs": [names[i] for i in _incoming(layer)],
             "config": config, "params": param_keys,
             "output_shape": [None if s is None else int(s) for s in layer.output_shape],
         })

@@ -275,6 +275,12 @@ class CustomRecurrentLayer(_Recurrent):
     **kwargs
         Passed to :class:`MergeLayer` (``name``).
 
+    Notes
+    -----
+    Exports with any networks made of exportable layers: one ``DenseLayer`` each as the
+    runtime's dense step kernel, anything else as nested layer entries
+    (``docs/bundle-format.md``).
+
     Examples
     --------
     >>> from forge.layers import InputLayer, DenseLayer, CustomRecurrentLayer

@@ -1,14 +1,16 @@
-"""Recurrent layers: vanilla (and custom dense) RNN, LSTM and GRU.
+"""Recurrent layers: vanilla and custom RNNs, LSTM and GRU.
 
 A layer reads ``(batch, time, *features)`` and returns the hidden state at every step,
-``(batch, time, units)``, or only the last one, ``(batch, units)``. Its inputs are, in
+``(batch, time, *state)``, or only the last one, ``(batch, *state)`` (the state is
+``(units,)`` but for a CustomRecurrentLayer with networks). Its inputs are, in
 this order: the sequence, then the ``(batch, time)`` mask when ``mask_input`` is set
 (a zero skips the step and keeps the state), then the initial states given by layers
 (``hid_init_input``, ``cell_init_input``); otherwise the initial state is the
-``hid_init`` (``cell_init``) parameter of shape ``(1, units)``, repeated over the batch.
+``hid_init`` (``cell_init``) parameter of shape ``(1, *state)``, repeated over the batch.
 
-Each call projects the whole sequence onto the gates with one matrix product and hands
-the step loop to a kernel (numba's when ``runtime.kernels.select_rnn`` says so).
+Each call projects the whole sequence onto the gates with one matrix product (or its
+``input_to_hidden`` network) and hands the step loop to a kernel (numba's when
+``runtime.kernels.select_rnn`` says so).
 """
 from types import MappingProxyType
 
@@ -355,7 +357,8 @@ class LSTMLayer(_Gated):
                  only_return_final, mask_input, hid_init_input, cell_init_input,
                  hid_init, cell_init, **gates):
         flags = _rnn_flags(backwards, only_return_final, mask_input, hid_init_input)
-        super().__init__(name, inputs, _units(num_units), dict(flags, cell_init_input=cell_init_input),
+        super().__init__(name, inputs, _units(num_units),
+                         dict(flags, cell_init_input=cell_init_input),
                          {"hid": hid_init, "cell": cell_init})
         self._stack_gates(gates, num_units)
         self.nonlinearity = get_nonlinearity(nonlinearity)

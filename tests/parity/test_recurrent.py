@@ -6,6 +6,7 @@ import pytensor
 import pytensor.tensor as T
 from hypothesis import given, settings, strategies as st
 
+import forge
 from forge import init, layers as L, nonlinearities as nl
 
 from .helpers import assert_parity
@@ -159,3 +160,74 @@ class TestGRULayer:
                           only_return_final=True)
         for batch, time in ((1, 1), (3, 6)):
             check(out, {"mask": l_mask}, batch, time, rng, bundle_path)
+
+
+class TestCustomRecurrentLayerNetworks:
+    """The general form: any feed-forward networks, stored as nested layer entries."""
+
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_dense_stacks(self, data, bundle_path):
+        """Dense stacks of depth 1-2 with NonlinearityLayer and BiasLayer steps."""
+        case = Case(data)
+        functions = st.sampled_from(GATE_FUNCTIONS)
+        net = L.InputLayer((None,) + case.l_in.shape[2:])
+        for _ in range(data.draw(st.integers(1, 2))):
+            net = L.DenseLayer(net, data.draw(st.integers(1, 4)), W=init.Normal(0.5),
+                               b=init.Normal(0.5), nonlinearity=data.draw(functions))
+        in_to_hid = L.DenseLayer(net, case.units, W=init.Normal(0.5), nonlinearity=None)
+        hid_to_hid = L.DenseLayer(L.InputLayer((None, case.units)), case.units,
+                                  W=init.Normal(0.5), b=None,
+                                  nonlinearity=data.draw(functions))
+        if data.draw(st.booleans()):
+            hid_to_hid = L.BiasLayer(hid_to_hid, b=init.Normal(0.5))
+        hid_to_hid = L.NonlinearityLayer(hid_to_hid, data.draw(st.sampled_from(BOUNDED)))
+        layer = L.CustomRecurrentLayer(
+            case.l_in, in_to_hid, hid_to_hid, nonlinearity=data.draw(functions),
+            hid_init=case.initial_state("hid"), **case.kwargs)
+        case.check(layer, bundle_path)
+
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_conv_recurrence(self, data, bundle_path):
+        """Conv2D in both networks: the state is an image."""
+        draw = data.draw
+        rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+        time, batch = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        channels, hidden = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+        height, width = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        size = draw(st.sampled_from([1, 3]))
+        unroll = draw(st.booleans())
+        l_in = L.InputLayer((None, time if unroll else None, channels, height, width))
+        kwargs = dict(backwards=draw(st.booleans()), only_return_final=draw(st.booleans()),
+                      unroll_scan=unroll, precompute_input=draw(st.booleans()))
+        extra = {}
+        if draw(st.booleans()):
+            extra["mask"] = kwargs["mask_input"] = L.InputLayer((None, l_in.shape[1]))
+        if draw(st.booleans()):
+            extra["hid"] = kwargs["hid_init"] = L.InputLayer((None, hidden, height, width))
+        else:
+            kwargs["hid_init"] = (0.5 * rng.standard_normal((1, hidden, height, width))
+                                  ).astype(np.float32)
+        in_to_hid = L.Conv2DLayer(L.InputLayer((None, channels, height, width)), hidden, size,
+                                  pad="same", W=init.Normal(0.3), b=init.Normal(0.3),
+                                  nonlinearity=draw(st.sampled_from(GATE_FUNCTIONS)))
+        hid_to_hid = L.Conv2DLayer(L.InputLayer((None, hidden, height, width)), hidden, size,
+                                   pad="same", W=init.Normal(0.3),
+                                   b=draw(st.sampled_from([None, init.Normal(0.3)])),
+                                   nonlinearity=draw(st.sampled_from(BOUNDED)))
+        layer = L.CustomRecurrentLayer(l_in, in_to_hid, hid_to_hid,
+                                       nonlinearity=draw(st.sampled_from(GATE_FUNCTIONS)),
+                                       **kwargs)
+        check(layer, extra, batch, time, rng, bundle_path)
+
+    def test_dense_networks_keep_the_dense_form(self, bundle_path):
+        """One DenseLayer each: the flat entry the numba step kernel runs."""
+        rng = np.random.default_rng(1)
+        l_in = L.InputLayer((None, None, 3))
+        layer = L.CustomRecurrentLayer(l_in, L.DenseLayer(L.InputLayer((None, 3)), 4),
+                                       L.DenseLayer(L.InputLayer((None, 4)), 4))
+        check(layer, {}, 2, 5, rng, bundle_path)
+        entry = forge.export(layer, bundle_path(), check=False)["layers"][-1]
+        assert "input_nonlinearity" in entry["config"]
+        assert "input_to_hidden" not in entry["config"]

@@ -6,7 +6,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2] / "runtime"
 #: Non-blank lines (docstrings included) in runtime/, not counting runtime/kernels/.
 #: 1500 for the first 17 layer types; raised to 1750 when the 23 convolution, pooling and
 #: normalization types came (about 400 lines: layers/conv.py, pool.py, normalization.py).
-CORE_BUDGET = 1750
+#: Raised to 3100 (2941 used) for the rest of Lasagne's layers and what ships models: the
+#: recurrent and embedding layers with sub-network recurrences (layers/recurrent.py 407),
+#: the program interpreter for lowered user functions (program.py 279), the rectifier,
+#: inverse and spatial-transformer layers (layers/special.py +195), runtime.dask (231) and
+#: memory-mapped loading (bundle.py +16).
+CORE_BUDGET = 3100
 
 
 def non_blank_lines(path):

@@ -1,4 +1,7 @@
 """Recurrent layers: shapes, errors, params and tags, numpy oracles, gradients, JAX."""
+import os
+import tempfile
+
 import numpy as np
 import pytensor
 import pytensor.tensor as T
@@ -6,8 +9,10 @@ import pytest
 
 import forge
 from forge import init, nonlinearities as nl
-from forge.layers import (CustomRecurrentLayer, DenseLayer, Gate, GRULayer, InputLayer,
-                          LSTMLayer, RecurrentLayer, get_all_params, get_output)
+from forge.export import ExportError
+from forge.layers import (Conv2DLayer, CustomRecurrentLayer, DenseLayer, Gate, GRULayer,
+                          InputLayer, LSTMLayer, NonlinearityLayer, RecurrentLayer,
+                          get_all_params, get_output)
 
 FLOATX = pytensor.config.floatX
 
@@ -312,6 +317,83 @@ class TestTraining:
         for _ in range(20):
             last = train(x, y)
         assert last < first
+
+
+def _conv_recurrence(**kwargs):
+    """A convolutional recurrence over (batch, 4, 1, 5, 5) images, 2-channel state."""
+    l_in = InputLayer((None, 4, 1, 5, 5))
+    in_to_hid = Conv2DLayer(InputLayer((None, 1, 5, 5)), 2, 3, pad="same",
+                            W=init.Normal(0.3), nonlinearity=None)
+    hid_to_hid = Conv2DLayer(InputLayer((None, 2, 5, 5)), 2, 3, pad="same",
+                             W=init.Normal(0.3), b=None, nonlinearity=None)
+    return l_in, CustomRecurrentLayer(l_in, in_to_hid, hid_to_hid, nonlinearity=nl.tanh,
+                                      only_return_final=True, **kwargs)
+
+
+class TestNetworkRecurrences:
+    """CustomRecurrentLayer with networks other than one DenseLayer each: they train,
+    export (as nested layer entries) and refuse layers the bundle format lacks."""
+
+    def _train(self, l_in, l_rnn, x, y, steps):
+        forge.random.set_rng(np.random.RandomState(0))
+        l_out = DenseLayer(l_rnn, 1, nonlinearity=None)
+        target = T.tensor(dtype=FLOATX, shape=(None, 1), name="y")
+        loss = T.mean((get_output(l_out) - target) ** 2)
+        updates = forge.updates.adam(loss, get_all_params(l_out, trainable=True),
+                                     learning_rate=0.02)
+        train = pytensor.function([l_in.input_var, target], loss, updates=updates,
+                                  mode="FAST_COMPILE")
+        first = train(x, y)
+        for _ in range(steps):
+            last = train(x, y)
+        return first, last, l_out
+
+    def test_conv_recurrence_learns_the_brightest_step(self):
+        forge.random.set_rng(np.random.RandomState(0))
+        l_in, l_rnn = _conv_recurrence()
+        rng = np.random.RandomState(0)
+        x = rng.uniform(0, 1, size=(32, 4, 1, 5, 5)).astype(FLOATX)
+        y = x.mean(axis=(2, 3, 4)).max(axis=1)[:, None].astype(FLOATX)
+        conv_params = get_all_params(l_rnn.hidden_to_hidden, trainable=True)
+        before = [p.get_value().copy() for p in conv_params]
+        first, last, l_out = self._train(l_in, l_rnn, x, y, 40)
+        assert last < 0.2 * first, (first, last)
+        assert all(not np.allclose(b, p.get_value()) for b, p in zip(before, conv_params))
+        path = os.path.join(tempfile.mkdtemp(), "conv_rnn.npz")
+        assert forge.export(l_out, path)["parity"]["max_rel_error"] <= 1e-5
+
+    def test_dense_stack_with_nonlinearity_layer_learns_to_sum(self):
+        forge.random.set_rng(np.random.RandomState(0))
+        l_in = InputLayer((None, 6, 1))
+        in_to_hid = DenseLayer(DenseLayer(InputLayer((None, 1)), 8, nonlinearity=nl.tanh),
+                               8, nonlinearity=None)
+        hid_to_hid = NonlinearityLayer(DenseLayer(InputLayer((None, 8)), 8, b=None,
+                                                  nonlinearity=None), nl.linear)
+        l_rnn = CustomRecurrentLayer(l_in, in_to_hid, hid_to_hid, nonlinearity=nl.tanh,
+                                     only_return_final=True, grad_clipping=5.0)
+        x, y = _sum_task(64, 0)
+        first, last, l_out = self._train(l_in, l_rnn, x, y, 60)
+        assert last < 0.2 * first, (first, last)
+        path = os.path.join(tempfile.mkdtemp(), "stack_rnn.npz")
+        entry = forge.export(l_out, path)["layers"][-2]
+        assert [e["type"] for e in entry["config"]["input_to_hidden"]] == [
+            "InputLayer", "DenseLayer", "DenseLayer"]
+
+    def test_export_refuses_a_layer_the_format_lacks_naming_it(self):
+        class Doubled(NonlinearityLayer):  # a subclass is a new type to the bundle format
+            pass
+
+        l_in = InputLayer((None, 3, 2))
+        hid_to_hid = Doubled(DenseLayer(InputLayer((None, 4)), 4), nl.tanh, name="twice")
+        layer = CustomRecurrentLayer(l_in, DenseLayer(InputLayer((None, 2)), 4), hid_to_hid,
+                                     name="rnn")
+        path = os.path.join(tempfile.mkdtemp(), "refused.npz")
+        with pytest.raises(ExportError,
+                           match=r"layer 'rnn' \(CustomRecurrentLayer\): in its "
+                                 r"hidden_to_hidden network: layer 'twice' \(Doubled\) "
+                                 r"cannot be exported"):
+            forge.export(layer, path)
+        assert not os.path.exists(path)
 
 
 class TestJaxForward:

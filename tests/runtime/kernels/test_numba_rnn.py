@@ -42,7 +42,12 @@ def check(got, expected):
     # unbounded activations can blow a state up; where float32 overflows is not part of
     # the contract (the kernels keep some intermediates in float64)
     assume(np.all(np.abs(expected) < 1e4))
-    np.testing.assert_allclose(got, expected, **TOLERANCE[expected.dtype.name])
+    # relative to the output's scale: with unbounded gate functions a state in the
+    # hundreds carries float32 rounding of the steps before it into small neighbours
+    tolerance = TOLERANCE[expected.dtype.name]
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=tolerance["rtol"],
+                               atol=tolerance["rtol"] * scale)
 
 
 @settings(max_examples=40, deadline=None)

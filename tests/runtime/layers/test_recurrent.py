@@ -164,6 +164,102 @@ class TestGatedLayers:
         np.testing.assert_allclose(layer(x), layer(x.reshape(2, 3, 6)), rtol=1e-6)
 
 
+def network_rnn_layer(**flags):
+    """The general CustomRecurrentLayer form: input_to_hidden = Dense(3 -> 2) then
+    NonlinearityLayer(sigmoid), hidden_to_hidden = two bias-free Dense(2 -> 2), the
+    second with tanh (dense networks keep the oracle short)."""
+    W1, b1, W2, W3, h0 = arrays((3, 2), (2,), (2, 2), (2, 2), (1, 2), seed=3)
+    dense = dict(num_leading_axes=1, nonlinearity=LINEAR)
+    config = dict(FLAGS, hidden_shape=[2], nonlinearity=TANH, **flags)
+    config["input_to_hidden"] = [
+        entry("in", "InputLayer", [], {"shape": [None, 3]}, {}, [None, 3]),
+        entry("d", "DenseLayer", ["in"], dict(dense, num_units=2),
+              {"W": "i.d.W", "b": "i.d.b"}, [None, 2]),
+        entry("act", "NonlinearityLayer", ["d"], {"nonlinearity": SIGMOID}, {}, [None, 2])]
+    config["hidden_to_hidden"] = [
+        entry("in", "InputLayer", [], {"shape": [None, 2]}, {}, [None, 2]),
+        entry("d1", "DenseLayer", ["in"], dict(dense, num_units=2),
+              {"W": "h.d1.W", "b": None}, [None, 2]),
+        entry("d2", "DenseLayer", ["d1"], dict(dense, num_units=2, nonlinearity=TANH),
+              {"W": "h.d2.W", "b": None}, [None, 2])]
+    params = {"i.d.W": W1, "i.d.b": b1, "h.d1.W": W2, "h.d2.W": W3,
+              "hid_init": None if flags.get("hid_init_input") else h0}
+    return config, params
+
+
+def entry(name, type_name, inputs, config, params, shape):
+    return {"name": name, "type": type_name, "inputs": inputs, "config": config,
+            "params": params, "output_shape": shape}
+
+
+def reference_network_rnn(x, p, mask=None, backwards=False):
+    h = np.broadcast_to(p["hid_init"], (x.shape[0], 2))
+    out = np.zeros(x.shape[:2] + (2,))
+    for t in (reversed(range(x.shape[1])) if backwards else range(x.shape[1])):
+        x_t = 1 / (1 + np.exp(-(x[:, t].astype("f8") @ p["i.d.W"] + p["i.d.b"])))
+        new = np.tanh(x_t + np.tanh(h @ p["h.d1.W"] @ p["h.d2.W"]))
+        h = new if mask is None else np.where(mask[:, t, None] != 0, new, h)
+        out[:, t] = h
+    return out
+
+
+@pytest.mark.usefixtures("kernel_backend")
+class TestNetworkRecurrence:
+    """A CustomRecurrentLayer entry whose networks are nested layer entries."""
+
+    @pytest.mark.parametrize("backwards", [False, True])
+    def test_masked_steps_against_numpy(self, backwards):
+        config, params = network_rnn_layer(mask_input=True, backwards=backwards)
+        layer = build_layer("CustomRecurrentLayer", config, params, ("x", "mask"))
+        x, = arrays((3, 5, 3), seed=4)
+        mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], "f4")
+        np.testing.assert_allclose(layer(x, mask), reference_network_rnn(
+            x, params, mask, backwards), rtol=1e-5, atol=1e-6)
+        assert layer.num_params == sum(a.size for a in params.values())
+
+    def test_only_return_final_and_batch_1(self):
+        config, params = network_rnn_layer(only_return_final=True)
+        layer = build_layer("CustomRecurrentLayer", config, params)
+        x, = arrays((1, 4, 3), seed=5)
+        np.testing.assert_allclose(layer(x), reference_network_rnn(x, params)[:, -1],
+                                   rtol=1e-5, atol=1e-6)
+
+    def test_step_shape_is_checked(self):
+        config, params = network_rnn_layer()
+        layer = build_layer("CustomRecurrentLayer", config, params)
+        with pytest.raises(ValueError, match=r"each step of the input must have shape \[3\]"):
+            layer(np.zeros((2, 4, 5), "f4"))
+
+    @pytest.mark.parametrize("change, message", [
+        (lambda c, p: c["hidden_to_hidden"][1].update(type="Nope"),
+         r"layer 'layer' \(CustomRecurrentLayer\): hidden_to_hidden layer 'd1': unknown "
+         r"layer type 'Nope'"),
+        (lambda c, p: c["input_to_hidden"][1]["config"].pop("num_units"),
+         r"layer 'layer' \(CustomRecurrentLayer\): in input_to_hidden: layer 'd' "
+         r"\(DenseLayer\): missing config key 'num_units'"),
+        (lambda c, p: p.pop("h.d2.W"),
+         r"hidden_to_hidden layer 'd2': parameter refers to 'h.d2.W', which is not a "
+         r"parameter of the recurrent layer"),
+        (lambda c, p: p.update({"spare": p["h.d2.W"]}), r"unexpected parameter 'spare'"),
+        (lambda c, p: c["input_to_hidden"][2].update(inputs=["later"]),
+         r"input_to_hidden layer 'act' reads 'later', which is not an earlier layer"),
+        (lambda c, p: c["hidden_to_hidden"].insert(1, entry(
+            "in2", "InputLayer", [], {"shape": [None, 2]}, {}, [None, 2])),
+         r"hidden_to_hidden must have exactly one InputLayer, got 2"),
+        (lambda c, p: c["hidden_to_hidden"][2].pop("output_shape"),
+         r"hidden_to_hidden\[2\] must be a layer entry"),
+        (lambda c, p: c.update(hidden_shape=[3]) or p.update(hid_init=np.zeros((1, 3), "f4")),
+         r"input_to_hidden gives shape \[None, 2\], but the state has hidden_shape \[3\]"),
+        (lambda c, p: c.pop("hidden_to_hidden"),
+         r"hidden_to_hidden must be a non-empty list of layer entries, got None"),
+    ])
+    def test_nested_entries_are_validated(self, change, message):
+        config, params = network_rnn_layer()
+        change(config, params)
+        with pytest.raises(BundleError, match=message):
+            build_layer("CustomRecurrentLayer", config, params)
+
+
 class TestEmbeddingLayer:
     def test_rows_of_W(self):
         W, = arrays((5, 3))
