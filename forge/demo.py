@@ -127,10 +127,11 @@ def main(argv=None):
 
     example = {"instances": [[round(float(v), 3) for v in X_test[0]]]}
     print("\nServing on http://%s:%d (Ctrl-C to stop). Try:\n" % (args.host, args.port))
-    print(f"  curl -s http://{args.host}:{args.port}/models/digits/predict \\\n"
+    print(f"  curl -s http://{args.host}:{args.port}/v1/models/digits:predict \\\n"
           f"       -H 'Content-Type: application/json' \\\n"
           f"       -d '{json.dumps(example)}'\n")
-    print(f"  (the true label of that image is {y_test[0]})\n")
+    print(f"  (the true label of that image is {y_test[0]}; the Open Inference Protocol "
+          f"endpoint is POST /v2/models/digits/infer, the API docs are at /docs)\n")
     from service.cli import main as cli_main
 
     return cli_main(["serve", args.output, "--host", args.host, "--port", str(args.port)])
