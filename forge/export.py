@@ -327,16 +327,14 @@ def _describe_dilated_conv(layer, where):
 def _describe_transposed_conv(layer, where):
     from .layers.conv import _pad_pairs
 
-    output_size = layer.output_shape[2:]
-    if any(s is None for s in output_size):
-        raise ExportError(
-            f"{where}: the output's spatial size is not fixed (output shape "
-            f"{layer.output_shape}); a bundle stores it resolved, so give the input fixed "
-            f"spatial sizes or pass output_size as ints")
+    if not (layer.output_size is None or isinstance(layer.output_size, tuple)):
+        raise ExportError(f"{where}: a symbolic output_size cannot be exported; pass ints "
+                          f"or None (the smallest size, computed per call)")
     config = _conv_common(layer, where)
+    # a null entry (an input axis of free size): the runtime computes the smallest size
     config.update(stride=_ints(layer.stride),
                   crop=_pairs(_pad_pairs(layer.crop, layer.filter_size)),
-                  output_size=_ints(output_size))
+                  output_size=[None if s is None else int(s) for s in layer.output_shape[2:]])
     return config, {"W": layer.W, "b": layer.b}
 
 
@@ -396,10 +394,12 @@ def _describe_feature_wta(layer, where):
 
 
 def _describe_spp(layer, where):
-    if layer.implementation != "fast":
-        raise ExportError(f"{where}: implementation={layer.implementation!r} cannot be "
-                          f"exported; bundles store the 'fast' implementation")
-    return {"pool_dims": _ints(layer.pool_dims), "mode": _pool_mode(layer.mode, where)}, {}
+    # with a spatial size unknown at build time, forge's 'fast' pyramid keeps the first
+    # p x p windows of each level (so that its output size is known); with known sizes it
+    # keeps every window the size gives, as Lasagne does
+    return {"pool_dims": _ints(layer.pool_dims), "mode": _pool_mode(layer.mode, where),
+            "implementation": layer.implementation,
+            "first_bins_only": any(s is None for s in layer.input_shape[2:])}, {}
 
 
 def _describe_batch_norm(layer, where):

@@ -11,7 +11,7 @@ from . import _numpy
 from ._numpy import (
     affine, autocrop, conv_output_shape, conv_transpose, dense, feature_pool, feature_wta,
     global_pool, local_response_norm, locally_connected, pool_bounds, pool_output_shape,
-    standardize, upscale,
+    spatial_pyramid_bins, standardize, upscale,
 )
 
 __all__ = list(_numpy.__all__)

@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "dense", "autocrop", "conv", "conv_output_shape", "conv_transpose",
     "locally_connected", "pool", "pool_output_shape", "pool_bounds", "global_pool",
-    "upscale", "feature_pool", "feature_wta", "spatial_pyramid_pool",
+    "upscale", "feature_pool", "feature_wta", "spatial_pyramid_pool", "spatial_pyramid_bins",
     "local_response_norm", "standardize", "affine",
 ]
 
@@ -472,6 +472,27 @@ def feature_wta(x, pool_size, axis):
     winners = np.expand_dims(np.argmax(groups, axis=pool_axis), pool_axis)
     index = np.arange(pool_size).reshape((-1,) + (1,) * (x.ndim - pool_axis))
     return x * (winners == index).reshape(x.shape).astype(x.dtype)
+
+
+def spatial_pyramid_bins(x, pool_dims, mode="max"):
+    """Lasagne's SpatialPyramidPoolingLayer ('kaiming', He et al.): for each ``d`` in
+    ``pool_dims``, bin ``k`` of an axis of length ``n`` spans ``[floor(k * n / d),
+    ceil((k + 1) * n / d))`` (never empty, overlapping when ``n < d``); pool the
+    ``d`` x ``d`` bins (max or mean), row-major, and concatenate the levels along axis 2.
+
+    >>> spatial_pyramid_bins(np.arange(9.0).reshape(1, 1, 3, 3), [2, 1])
+    array([[[4., 5., 7., 8., 8.]]])
+    """
+    if x.ndim != 4:
+        raise ValueError(f"spatial pyramid pooling needs a 4-dimensional input, got shape "
+                         f"{x.shape}")
+    reduce = np.max if mode == "max" else np.mean
+    bins = []
+    for d in pool_dims:
+        edges = [[(k * n // d, -(-(k + 1) * n // d)) for k in range(d)] for n in x.shape[2:]]
+        bins += [reduce(x[:, :, r0:r1, c0:c1], axis=(2, 3))
+                 for r0, r1 in edges[0] for c0, c1 in edges[1]]
+    return np.stack(bins, axis=2)
 
 
 def spatial_pyramid_pool(x, pool_dims, mode="max", pool=pool):

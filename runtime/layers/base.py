@@ -67,8 +67,9 @@ class Layer:
 
     Subclasses declare what their bundle entry holds:
 
-    ``config_keys``
-        The config keys, all required, no others allowed.
+    ``config_keys``, ``optional_config``
+        The config keys, no others allowed, and those a bundle may leave out (the
+        constructor's default applies: keys added to a type after bundles existed).
     ``param_keys``, ``optional_params``
         Parameter names (all required), and those that may be null (absent).
     ``num_inputs``
@@ -76,6 +77,7 @@ class Layer:
     """
 
     config_keys = ()
+    optional_config = ()
     param_keys = ()
     optional_params = ()
     num_inputs = 1
@@ -102,9 +104,10 @@ class Layer:
         """
         # a class building another's entries (a form of it) names that type
         where = f"layer {name!r} ({getattr(cls, 'bundle_type', cls.__name__)})"
-        for what, given, wanted in (("config key", config, cls.config_keys),
-                                    ("parameter", params, cls.param_keys)):
-            missing = [key for key in wanted if key not in given]
+        for what, given, wanted, optional in (
+                ("config key", config, cls.config_keys, cls.optional_config),
+                ("parameter", params, cls.param_keys, ())):
+            missing = [key for key in wanted if key not in given and key not in optional]
             extra = sorted(key for key in given if key not in wanted)
             if missing:
                 raise BundleError(f"{where}: missing {what} {missing[0]!r}")

@@ -1,5 +1,7 @@
 """Pooling layers: over trailing axes (Theano's semantics), global, across features,
 spatial pyramids, and upscaling."""
+import numpy as np
+
 from .. import kernels
 from ..kernels._numpy import POOL_MODES, REDUCTIONS
 from .base import Layer, check, int_list, is_int, register
@@ -185,19 +187,38 @@ class FeatureWTALayer(Layer):
 
 @register
 class SpatialPyramidPoolingLayer(Layer):
-    """Lasagne's 'fast' spatial pyramid: for each ``p`` in ``pool_dims``, pool the two
-    spatial axes with windows ``ceil(size / p)`` every ``size // p`` (ignoring borders),
-    flatten each level and concatenate them: ``(batch, channels, features)``."""
+    """Lasagne's spatial pyramid, pooled level by level for each ``p`` in ``pool_dims``,
+    flattened and concatenated: ``(batch, channels, features)``. ``implementation``
+    ``fast`` (the default when a bundle leaves it out) pools windows ``ceil(size / p)``
+    every ``size // p`` (ignoring borders); ``kaiming`` pools He et al.'s ``p`` x ``p``
+    bins, of any input size."""
 
-    config_keys = ("pool_dims", "mode")
+    config_keys = ("pool_dims", "mode", "implementation", "first_bins_only")
+    optional_config = ("implementation", "first_bins_only")
 
-    def __init__(self, name, inputs, pool_dims, mode):
+    def __init__(self, name, inputs, pool_dims, mode, implementation="fast",
+                 first_bins_only=False):
         super().__init__(name, inputs)
         check(isinstance(pool_dims, list) and pool_dims, f"pool_dims must be a non-empty "
                                                          f"list, got {pool_dims!r}")
         self.pool_dims = int_list(pool_dims, len(pool_dims), 1, "pool_dims")
         self.mode = _choice(mode, POOL_MODES, "mode")
+        self.implementation = _choice(implementation, ("fast", "kaiming"), "implementation")
+        check(isinstance(first_bins_only, bool), f"first_bins_only must be true or false, "
+                                                 f"got {first_bins_only!r}")
+        self.first_bins_only = first_bins_only
         self.kernels = kernels.layer_kernels()
 
     def __call__(self, x):
-        return self.kernels.spatial_pyramid_pool(x, self.pool_dims, self.mode)
+        if self.implementation == "kaiming":
+            return kernels.spatial_pyramid_bins(x, self.pool_dims, self.mode)
+        if not self.first_bins_only:
+            return self.kernels.spatial_pyramid_pool(x, self.pool_dims, self.mode)
+        # exported with an unknown spatial size: each level keeps its first p x p windows
+        levels = []
+        for p in self.pool_dims:
+            level = self.kernels.spatial_pyramid_pool(x, [p], self.mode)
+            rows, cols = ((s - -(-s // p)) // (s // p) + 1 for s in x.shape[2:])
+            level = level.reshape(x.shape[:2] + (rows, cols))[:, :, :p, :p]
+            levels.append(level.reshape(x.shape[:2] + (p * p,)))
+        return np.concatenate(levels, axis=2)

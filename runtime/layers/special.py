@@ -192,6 +192,60 @@ def _nonlinearity_backward(layer, g, y, x):
     return _through_nonlinearity(layer.nonlinearity, g, y)
 
 
+def _transposed_conv_backward(layer, g, y, x):
+    # the transpose of a transposed convolution is the convolution with the same filters
+    g = _through_nonlinearity(layer.nonlinearity, g, y)
+    return kernels.conv(g, layer.W, None, layer.stride, layer.crop, None, layer.num_groups)
+
+
+def _reduce_backward(function, groups, y, g, axis):
+    """``g`` sent back through ``function`` over ``axis`` of ``groups``: max and min to
+    every element equal to the result (PyTensor's gradient), sum to all, mean shared."""
+    y, g = np.expand_dims(y, axis), np.expand_dims(g, axis)
+    if function in ("max", "min"):
+        return np.where(groups == y, g, 0).astype(g.dtype)
+    share = g / np.asarray(groups.shape[axis], g.dtype) if function == "mean" else g
+    return share + np.zeros(groups.shape, g.dtype)
+
+
+def _feature_pool_backward(layer, g, y, x):
+    axis = layer.axis % x.ndim
+    groups = x.reshape(x.shape[:axis] + (-1, layer.pool_size) + x.shape[axis + 1:])
+    return _reduce_backward(layer.pool_function, groups, y, g, axis + 1).reshape(x.shape)
+
+
+def _global_pool_backward(layer, g, y, x):
+    flat = x.reshape(x.shape[:2] + (-1,))
+    return _reduce_backward(layer.pool_function, flat, y, g, 2).reshape(x.shape)
+
+
+def _upscale_backward(layer, g, y, x):
+    """Repeat: each element's block summed; dilate: the elements it was placed at."""
+    lead = x.ndim - len(layer.scale_factor)
+    if layer.mode == "dilate":
+        return g[(Ellipsis,) + tuple(slice(None, None, f) for f in layer.scale_factor)]
+    blocks = g.reshape(x.shape[:lead] + sum(((s, f) for s, f in zip(
+        x.shape[lead:], layer.scale_factor)), ()))
+    return blocks.sum(axis=tuple(range(lead + 1, g.ndim + len(layer.scale_factor), 2)))
+
+
+def _dimshuffle_backward(layer, g, y, x):
+    order = layer.kept + [a for a in range(x.ndim) if a not in layer.kept]
+    return g.reshape([x.shape[a] for a in order]).transpose(np.argsort(order))
+
+
+def _pad_backward(layer, g, y, x):
+    first = layer.batch_ndim
+    return g[(slice(None),) * first + tuple(slice(a, g.shape[first + k] - b)
+                                            for k, (a, b) in enumerate(layer.width))]
+
+
+def _slice_backward(layer, g, y, x):
+    grad = np.zeros_like(x, dtype=g.dtype)
+    grad[(slice(None),) * (layer.axis % x.ndim) + (layer.indices,)] = g
+    return grad
+
+
 _BACKWARD = {
     "DenseLayer": _dense_backward,
     **dict.fromkeys(["Conv1DLayer", "Conv2DLayer", "Conv3DLayer", "DilatedConv2DLayer"],
@@ -203,6 +257,14 @@ _BACKWARD = {
     "ScaleLayer": lambda layer, g, y, x: g * layer.scales,
     "FlattenLayer": lambda layer, g, y, x: g.reshape(x.shape),
     "ReshapeLayer": lambda layer, g, y, x: g.reshape(x.shape),
+    "TransposedConv2DLayer": _transposed_conv_backward,
+    "TransposedConv3DLayer": _transposed_conv_backward,
+    **dict.fromkeys([f"Upscale{n}DLayer" for n in (1, 2, 3)], _upscale_backward),
+    "DimshuffleLayer": _dimshuffle_backward,
+    "PadLayer": _pad_backward,
+    "SliceLayer": _slice_backward,
+    "FeaturePoolLayer": _feature_pool_backward,
+    "GlobalPoolLayer": _global_pool_backward,
 }
 
 #: The layer types an InverseLayer can invert.

@@ -107,6 +107,36 @@ class TestTransposedConvLayers:
             layer.b = layer.add_param(b, b.shape, name="b", regularizable=False)
         assert_parity(layer, bundle_path(), batch=data.draw(st.integers(1, 3)))
 
+    @settings(**SETTINGS)
+    @given(data=st.data())
+    def test_free_output_size_parity(self, data, bundle_path):
+        # input axes of free size: the bundle stores the rule and the runtime sizes the
+        # output per call; several input sizes run through the same bundle
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+        n = data.draw(st.sampled_from([2, 2, 3]))
+        channels, num_filters = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+        filter_size = tuple(data.draw(st.integers(1, 4 if n == 2 else 3)) for _ in range(n))
+        stride = tuple(data.draw(st.integers(1, 3)) for _ in range(n))
+        crop = pad_option(data.draw, filter_size)
+        amounts = pad_amounts(crop, filter_size)
+        free = [data.draw(st.booleans()) for _ in range(n - 1)] + [True]
+        smallest = [1 + max(0, -(-(2 * c - f + 1) // s))
+                    for f, s, c in zip(filter_size, stride, amounts)]
+        l_in = L.InputLayer([None, channels] + [None if f else m + 1
+                                                for f, m in zip(free, smallest)])
+        layer = TRANSPOSED[n](l_in, num_filters, filter_size, stride=stride, crop=crop,
+                              flip_filters=data.draw(st.booleans()),
+                              W=parameter(data.draw, (channels, num_filters) + filter_size,
+                                          rng),
+                              b=bias(data.draw, rng, (num_filters,)),
+                              nonlinearity=data.draw(nonlinearities(n + 2)))
+        path = bundle_path()
+        for _ in range(3):
+            shape = [data.draw(st.integers(1, 2)), channels] + [
+                s if s is not None else m + data.draw(st.integers(0, 3 if n == 2 else 2))
+                for s, m in zip(l_in.shape[2:], smallest)]
+            assert_parity(layer, path, feeds=[rng.standard_normal(shape).astype(np.float32)])
+
     def test_deconv_alias_exports_as_transposed(self, bundle_path):
         layer = L.Deconv2DLayer(L.InputLayer((None, 3, 4, 5)), 2, 3, stride=2, crop="same")
         assert_parity(layer, bundle_path())

@@ -95,6 +95,40 @@ class TestSpatialPyramidPoolingLayer:
             mode=data.draw(st.sampled_from(EXPORTABLE_MODES)))
         assert_parity(layer, bundle_path(), batch=data.draw(st.integers(1, 3)))
 
+    @settings(**SETTINGS)
+    @given(data=st.data())
+    def test_fast_parity_with_unknown_spatial_size(self, data, bundle_path):
+        # forge keeps the first p x p windows of each level when the size is unknown at
+        # build time; sizes with size % p > size // p give more windows than that
+        pool_dims = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+        l_in = L.InputLayer([None, data.draw(st.integers(1, 3)), None, None])
+        layer = L.SpatialPyramidPoolingLayer(
+            l_in, pool_dims, mode=data.draw(st.sampled_from(EXPORTABLE_MODES)))
+        rng, path = np.random.default_rng(data.draw(st.integers(0, 2**16))), bundle_path()
+        for _ in range(3):
+            shape = [data.draw(st.integers(1, 3)), l_in.shape[1]] + [
+                data.draw(st.integers(max(pool_dims), 13)) for _ in range(2)]
+            assert_parity(layer, path, feeds=[rng.standard_normal(shape).astype(np.float32)])
+
+    @settings(**SETTINGS)
+    @given(data=st.data())
+    def test_kaiming_parity(self, data, bundle_path):
+        # any spatial size, smaller than the number of bins too; None sizes take
+        # several input sizes through the same bundle
+        pool_dims = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+        fixed = data.draw(st.booleans())
+        spatial = [data.draw(st.integers(1, 9)) if fixed else None for _ in range(2)]
+        l_in = L.InputLayer([None, data.draw(st.integers(1, 3))] + spatial)
+        layer = L.SpatialPyramidPoolingLayer(
+            l_in, pool_dims, mode=data.draw(st.sampled_from(EXPORTABLE_MODES)),
+            implementation="kaiming")
+        rng, path = np.random.default_rng(data.draw(st.integers(0, 2**16))), bundle_path()
+        for _ in range(1 if fixed else 3):
+            shape = [data.draw(st.integers(1, 3)), l_in.shape[1]] + [
+                s if s is not None else data.draw(st.integers(1, 9)) for s in spatial]
+            assert_parity(layer, path,
+                          feeds=[rng.standard_normal(shape).astype(np.float32)])
+
 
 def test_conv_pool_stack(bundle_path):
     """A small convolutional network of several of these layers, end to end."""

@@ -143,12 +143,51 @@ def _inverted_layer(data, l_in, kind):
         return L.ScaleLayer(l_in, scales=np.linspace(0.5, 2, 4, dtype="float32"))
     if kind == "bias":
         return L.BiasLayer(l_in)
+    if kind == "transposed":
+        n = data.draw(st.sampled_from([2, 3]))
+        incoming = l_in if n == 2 else L.ReshapeLayer(l_in, ([0], 2, 2, [2], [3]))
+        groups = data.draw(st.sampled_from([1, 2]))
+        size = data.draw(st.integers(1, 3))
+        return L.TransposedConv2DLayer(
+            l_in, num_filters=2 * data.draw(st.integers(1, 2)), filter_size=size,
+            stride=data.draw(st.integers(1, 2)), crop=data.draw(st.sampled_from(
+                [0, "full"] + (["same"] if size % 2 else []))), num_groups=groups,
+            flip_filters=data.draw(st.booleans()), nonlinearity=fn) if n == 2 else \
+            L.TransposedConv3DLayer(incoming, 3, (2, 1, 2), stride=(1, 2, 2), crop=(1, 0, 0),
+                                    flip_filters=data.draw(st.booleans()), nonlinearity=fn)
+    if kind == "upscale":
+        n = data.draw(st.integers(1, 3))
+        incoming = {1: L.ReshapeLayer(l_in, ([0], [1], -1)), 2: l_in,
+                    3: L.ReshapeLayer(l_in, ([0], 2, 2, [2], [3]))}[n]
+        return getattr(L, f"Upscale{n}DLayer")(
+            incoming, tuple(data.draw(st.integers(1, 3)) for _ in range(n)),
+            mode=data.draw(st.sampled_from(["repeat", "dilate"])))
+    if kind == "dimshuffle":
+        return L.DimshuffleLayer(l_in, data.draw(st.sampled_from(
+            [(0, 2, 1, 3), (0, 3, "x", 2, 1), (0, "x", 3, 1, 2, "x")])))
+    if kind == "pad":
+        return L.PadLayer(l_in, data.draw(st.sampled_from([1, (0, 2), [(1, 0), (2, 3)]])),
+                          val=data.draw(st.sampled_from([0, 1.5])),
+                          batch_ndim=data.draw(st.integers(1, 2)))
+    if kind == "slice":
+        return L.SliceLayer(l_in, data.draw(st.sampled_from(
+            [1, -1, slice(1, None), slice(None, None, 2), slice(3, 0, -2)])),
+            axis=data.draw(st.sampled_from([1, 2, 3, -1, -2, -3])))  # not the batch axis
+    if kind in ("featurepool", "globalpool"):
+        function = data.draw(st.sampled_from([T.max, T.mean, T.min, T.sum]))
+        if kind == "globalpool":
+            return L.GlobalPoolLayer(l_in, function)
+        return L.FeaturePoolLayer(l_in, data.draw(st.sampled_from([1, 2, 4])),
+                                  axis=data.draw(st.sampled_from([1, 3, -1])),
+                                  pool_function=function)
     return L.FlattenLayer(l_in) if kind == "flatten" else L.ReshapeLayer(l_in, ([0], -1, 2))
 
 
 class TestInverseLayer:
     @pytest.mark.parametrize("kind", ["dense", "conv", "dilated", "pool", "nonlinearity",
-                                      "scale", "bias", "flatten", "reshape"])
+                                      "scale", "bias", "flatten", "reshape", "transposed",
+                                      "upscale", "dimshuffle", "pad", "slice", "featurepool",
+                                      "globalpool"])
     @settings(**{**SETTINGS, "max_examples": 12})
     @given(data=st.data())
     def test_parity(self, data, kind, bundle_path):
@@ -166,6 +205,15 @@ class TestInverseLayer:
         l_pool = L.MaxPool2DLayer(l_in, 2, stride=1)
         x = np.round(np.random.default_rng(0).standard_normal((2, 1, 4, 4))).astype("f4")
         assert_parity(L.InverseLayer(l_pool, l_pool), bundle_path(), feeds=[x])
+
+    @pytest.mark.parametrize("function", [T.max, T.min], ids=fn_id)
+    @pytest.mark.parametrize("kind", ["featurepool", "globalpool"])
+    def test_max_and_min_with_ties(self, function, kind, bundle_path):
+        l_in = L.InputLayer((None, 4, 2, 3))
+        layer = (L.FeaturePoolLayer(l_in, 2, pool_function=function) if kind == "featurepool"
+                 else L.GlobalPoolLayer(l_in, function))
+        x = np.round(np.random.default_rng(1).standard_normal((2, 4, 2, 3))).astype("f4")
+        assert_parity(L.InverseLayer(layer, layer), bundle_path(), feeds=[x])
 
 
 class TestTransformerLayer:
@@ -203,11 +251,12 @@ class TestTransformerLayer:
 class TestExportRefusals:
     def test_inverse_of_an_unsupported_layer(self, bundle_path):
         l_in = L.InputLayer((None, 2, 5))
-        pad = L.PadLayer(l_in, 1)
+        wta = L.FeatureWTALayer(l_in, 2)
         with pytest.raises(ExportError,
-                           match=r"layer 'output' \(InverseLayer\): the inverse of a PadLayer "
-                                 r"cannot be exported; bundles invert DenseLayer"):
-            forge.export(L.InverseLayer(pad, pad), bundle_path())
+                           match=r"layer 'output' \(InverseLayer\): the inverse of a "
+                                 r"FeatureWTALayer cannot be exported; bundles invert "
+                                 r"DenseLayer"):
+            forge.export(L.InverseLayer(wta, wta), bundle_path())
 
     def test_inverse_through_an_unsupported_nonlinearity(self, bundle_path):
         dense = L.DenseLayer(L.InputLayer((None, 3)), 2, nonlinearity=T.sqr)

@@ -137,6 +137,20 @@ def spatial_pyramid_pool(x, pool_dims, mode="max"):
     return np.concatenate(levels, axis=2)
 
 
+def spatial_pyramid_bins(x, pool_dims, mode="max"):
+    """Lasagne's 'kaiming' implementation, from He et al.'s bin edges (float maths)."""
+    out = []
+    for d in pool_dims:
+        for i in range(d):
+            for j in range(d):
+                r0, r1 = math.floor(i * x.shape[2] / d), math.ceil((i + 1) * x.shape[2] / d)
+                c0, c1 = math.floor(j * x.shape[3] / d), math.ceil((j + 1) * x.shape[3] / d)
+                region = np.asarray(x[:, :, r0:r1, c0:c1], np.float64)
+                out.append(region.max(axis=(2, 3)) if mode == "max"
+                           else region.mean(axis=(2, 3)))
+    return np.stack(out, axis=2)
+
+
 def upscale(x, scale, mode):
     x = np.asarray(x, np.float64)
     lead = x.ndim - len(scale)

@@ -495,9 +495,14 @@ class TestExportConfig:
         assert config["pad"] == [[1, 1], [1, 1]] and config["channelwise"] is True
         assert "num_groups" not in config
 
-    def test_transposed_needs_a_fixed_output_size(self):
+    def test_transposed_free_output_size_is_null(self):
         layer = L.TransposedConv2DLayer(L.InputLayer((None, 4, None, 5)), 2, 3)
-        with pytest.raises(ExportError, match="spatial size is not fixed"):
+        assert _config(layer)[1]["output_size"] == [None, 7]
+
+    def test_transposed_refuses_a_symbolic_output_size(self):
+        layer = L.TransposedConv2DLayer(L.InputLayer((None, 4, None, 5)), 2, 3,
+                                        output_size=T.ivector("size"))
+        with pytest.raises(ExportError, match="symbolic output_size cannot be exported"):
             build_bundle(layer)
 
 

@@ -353,9 +353,9 @@ class TestExportConfig:
             "scale_factor": [2, 3], "mode": "dilate"}
         assert _config(L.FeatureWTALayer(l_in, 2))[1] == {"pool_size": 2, "axis": 1}
         assert _config(L.SpatialPyramidPoolingLayer(l_in, [2, 1]))[1] == {
-            "pool_dims": [2, 1], "mode": "max"}
-        with pytest.raises(ExportError, match="implementation='kaiming'"):
-            build_bundle(L.SpatialPyramidPoolingLayer(l_in, implementation="kaiming"))
+            "pool_dims": [2, 1], "mode": "max", "implementation": "fast"}
+        assert _config(L.SpatialPyramidPoolingLayer(l_in, implementation="kaiming"))[1] == {
+            "pool_dims": [4, 2, 1], "mode": "max", "implementation": "kaiming"}
 
 
 def test_docstring_examples():

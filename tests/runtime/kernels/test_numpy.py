@@ -265,6 +265,13 @@ class TestSpatialPyramidPool:
         with pytest.raises(ValueError, match="smaller than the largest pool_dims entry 4"):
             _numpy.spatial_pyramid_pool(np.ones((1, 1, 3, 8)), [4, 1])
 
+    @pytest.mark.parametrize("mode", ["max", "average_inc_pad"])
+    @pytest.mark.parametrize("size", [(6, 6), (5, 7), (1, 1), (3, 2)])
+    def test_kaiming_bins(self, mode, size):
+        x, = arrays(0, "float32", (2, 3) + size)
+        check(_numpy.spatial_pyramid_bins(x, [4, 3, 1], mode),
+              oracles.spatial_pyramid_bins(x, [4, 3, 1], mode), "float32")
+
 
 class TestFeatureKernels:
     @pytest.mark.parametrize("function", ["mean", "max", "min", "sum"])

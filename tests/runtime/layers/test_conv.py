@@ -153,6 +153,21 @@ class TestTransposedConvLayers:
                     lambda x: transposed_reference(x, W, (2, 2), ((0, 0), (0, 0)), (7, 6),
                                                    False, 1), declared=[[None, 1, None, 2]])
 
+    def test_null_output_sizes_follow_each_input(self):
+        W, b = random(7, (2, 1, 2, 3, 2), (1,))
+        config = {"num_filters": 1, "filter_size": [2, 3, 2], "stride": [2, 1, 3],
+                  "crop": [[1, 0], [0, 1], [0, 0]], "output_size": [None, None, None],
+                  "num_groups": 1, "untie_biases": False, "flip_filters": True,
+                  "nonlinearity": {"name": "linear"}}
+        layer = build_layer("TransposedConv3DLayer", config, {"W": W, "b": b})
+        for shape in [(1, 2, 1, 2, 1), (2, 2, 3, 1, 4)]:
+            x, = random(8, shape)
+            smallest = [(s - 1) * t + k - a - c for s, t, k, (a, c)
+                        in zip(shape[2:], [2, 1, 3], [2, 3, 2], config["crop"])]
+            want = transposed_reference(x, W, [2, 1, 3], config["crop"], smallest, True, 1)
+            np.testing.assert_allclose(layer(x), want + b.reshape(-1, 1, 1, 1), rtol=1e-5,
+                                       atol=1e-5)
+
     def test_refuses_weights_of_another_layout(self):
         W, = random(0, (2, 3, 3, 3))
         config = {"num_filters": 2, "filter_size": [3, 3], "stride": [1, 1],

@@ -120,3 +120,21 @@ class TestSpatialPyramidPoolingLayer:
     def test_refuses_empty_pool_dims(self):
         with pytest.raises(BundleError, match="pool_dims must be a non-empty list"):
             build_layer("SpatialPyramidPoolingLayer", {"pool_dims": [], "mode": "max"})
+
+    @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize("size", [(8, 8), (7, 9), (1, 3), (2, 5)])
+    def test_kaiming_matches_he_et_al(self, mode, size):
+        # sizes smaller than the number of bins give overlapping bins, still d x d
+        config = {"pool_dims": [4, 2, 1], "mode": mode, "implementation": "kaiming"}
+        out = check_layer("SpatialPyramidPoolingLayer", config, {}, [(2, 3) + size],
+                          lambda x: oracles.spatial_pyramid_bins(x, [4, 2, 1], mode),
+                          declared=[[None, 3, None, None]])
+        assert out.shape == (2, 3, 21)
+
+    def test_implementation_defaults_to_fast_and_is_checked(self):
+        layer = build_layer("SpatialPyramidPoolingLayer", {"pool_dims": [2], "mode": "max"})
+        assert layer.implementation == "fast"
+        with pytest.raises(BundleError, match="implementation must be one of fast, kaiming, "
+                                              "got 'he'"):
+            build_layer("SpatialPyramidPoolingLayer",
+                        {"pool_dims": [2], "mode": "max", "implementation": "he"})

@@ -132,9 +132,44 @@ def test_inverse_of_max_pool_matches_finite_differences():
     np.testing.assert_allclose(got, numeric, atol=1e-6)
 
 
+_W = np.random.default_rng(5).standard_normal((3, 2, 2, 3))
+
+
+@pytest.mark.parametrize("layer_type, config, params", [
+    ("TransposedConv2DLayer", {"num_filters": 2, "filter_size": [2, 3], "stride": [2, 1],
+                               "crop": [[1, 0], [0, 1]], "output_size": [None, None],
+                               "num_groups": 1, "untie_biases": False, "flip_filters": False,
+                               "nonlinearity": {"name": "tanh"}}, {"W": _W, "b": None}),
+    ("Upscale2DLayer", {"scale_factor": [2, 3], "mode": "repeat"}, {}),
+    ("Upscale2DLayer", {"scale_factor": [3, 2], "mode": "dilate"}, {}),
+    ("DimshuffleLayer", {"pattern": [0, 3, "x", 1, 2]}, {}),
+    ("PadLayer", {"width": [[1, 2], [0, 1]], "val": 1.5, "batch_ndim": 2}, {}),
+    ("SliceLayer", {"axis": -2, "indices": {"start": 3, "stop": 0, "step": -2}}, {}),
+    ("SliceLayer", {"axis": 1, "indices": 2}, {}),
+    ("FeaturePoolLayer", {"pool_size": 2, "axis": -1, "pool_function": "max"}, {}),
+    ("FeaturePoolLayer", {"pool_size": 2, "axis": 2, "pool_function": "mean"}, {}),
+    ("GlobalPoolLayer", {"pool_function": "min"}, {}),
+    ("GlobalPoolLayer", {"pool_function": "sum"}, {}),
+])
+def test_inverse_matches_finite_differences(layer_type, config, params):
+    forward = build_layer(layer_type, dict(config), dict(params))
+    inverse = build_layer("InverseLayer", {"layer_type": layer_type, "layer_config": config},
+                          dict(params), inputs=("g", "y", "x"))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 4, 4))  # float64: exact finite differences
+    g = rng.standard_normal(forward(x).shape)
+    got = inverse(g, forward(x), x)
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        step = np.zeros_like(x)
+        step[index] = 1e-6
+        numeric[index] = np.sum(g * (forward(x + step) - forward(x - step))) / 2e-6
+    np.testing.assert_allclose(got, numeric, atol=1e-6)
+
+
 def test_inverse_refuses_what_it_cannot_invert():
-    with pytest.raises(BundleError, match="layer_type 'PadLayer' cannot be inverted"):
-        build_layer("InverseLayer", {"layer_type": "PadLayer", "layer_config": {}}, {},
+    with pytest.raises(BundleError, match="layer_type 'FeatureWTALayer' cannot be inverted"):
+        build_layer("InverseLayer", {"layer_type": "FeatureWTALayer", "layer_config": {}}, {},
                     inputs=("g", "y", "x"))
     config, params = _dense_entry(np.ones((2, 2), "f4"), "hard_sigmoid")
     with pytest.raises(BundleError, match="cannot invert through the nonlinearity"):
