@@ -22,6 +22,7 @@ Examples
     python -m tests.benchmarks.run --from-forge --output /tmp/b.md
 """
 import argparse
+import compileall
 import datetime
 import json
 import os
@@ -34,6 +35,8 @@ import tempfile
 import time
 
 import numpy as np
+
+import runtime
 
 from . import networks
 from .engines import ENGINES, THREADS
@@ -283,6 +286,10 @@ def run_coldstarts(folder, nets, variant_env, settings, scratch, warm_cache):
     timing processes filled. Results by net, then case label."""
     results = {net: {} for net in nets}
     runs = {(net, label): [] for net in nets for label, _, _ in COLD_CASES}
+    # An installed package has its bytecode: pip compiles it at install time, as it did
+    # for numpy and onnxruntime here. A source checkout under PYTHONDONTWRITEBYTECODE=1
+    # (this machine's environment) would recompile runtime/ in every new process.
+    compileall.compile_dir(os.path.dirname(runtime.__file__), quiet=1)
 
     def empty_cache_env(engine):
         return lambda: _engine_env(variant_env, engine,
