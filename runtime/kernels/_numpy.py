@@ -156,10 +156,11 @@ def _activate(out, nonlinearity):
     if name == "leaky_rectify" and 0 <= nonlinearity.params["leakiness"] <= 1:
         return np.maximum(out, out * out.dtype.type(nonlinearity.params["leakiness"]), out=out)
     if name == "softmax" and out.dtype.kind == "f":  # as runtime.nonlinearities.softmax
-        with np.errstate(over="ignore"):
-            out -= np.max(out, axis=-1, keepdims=True, initial=-np.inf)
-            np.exp(out, out=out)
-            out /= np.sum(out, axis=-1, keepdims=True)
+        # ndarray methods (no Python-level dispatch) and no errstate of its own: Model.run
+        # computes every layer under np.errstate(all="ignore") already
+        out -= out.max(axis=-1, keepdims=True, initial=-np.inf)
+        np.exp(out, out=out)
+        out /= out.sum(axis=-1, keepdims=True)
         return out
     return out if nonlinearity is None else nonlinearity(out)
 
