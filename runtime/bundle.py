@@ -155,11 +155,11 @@ def _check_layer(i, layer, seen, all_names, arrays, used):
         _check_type(layer, key, kind, where)
     _check_shape(layer["output_shape"], f"{where} output_shape", free_axes=True)
     for source in layer["inputs"]:
-        if source in seen:
+        if isinstance(source, str) and source in seen:
             continue
         if source == name:
             _fail(f"{where} reads itself")
-        if source in all_names:
+        if isinstance(source, str) and source in all_names:
             _fail(f"{where} reads {source!r}, which comes after it; layers must be "
                   "listed in topological order")
         _fail(f"{where} reads {source!r}, which is not a layer in this bundle")
@@ -215,7 +215,8 @@ def validate_manifest(manifest):
                   f"got {digest!r:.80}")
 
     layers = manifest["layers"]
-    all_names = {layer.get("name") for layer in layers if isinstance(layer, dict)}
+    all_names = {layer.get("name") for layer in layers
+                 if isinstance(layer, dict) and isinstance(layer.get("name"), str)}
     by_name, used = {}, set()
     for i, layer in enumerate(layers):
         _check_layer(i, layer, by_name, all_names, arrays, used)
@@ -407,6 +408,8 @@ def _read_manifest(archive, info):
                           parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         _fail(f"manifest.json is not valid JSON ({exc})")
+    except RecursionError:
+        _fail("manifest.json is nested too deeply to be a bundle manifest")
 
 
 def _read_header(member, name):

@@ -5,7 +5,7 @@ imports this module, and this module is the only part of the runtime that import
 
 Each task receives the bundle's *path* and a fingerprint of its manifest, never the
 weights. The first task in a process loads the bundle and keeps it in a per-process cache
-(:func:`cached_model`, keyed by path, size and modification time); every later task in
+(:func:`cached_model`, keyed by path, size, modification time and inode); every later task in
 that process reuses it. Workers therefore need the bundle at the same path (a shared or
 copied file); a worker whose file differs from the one :func:`predict` read refuses to
 score with it.
@@ -45,7 +45,7 @@ __all__ = ["predict", "cached_model", "cache_info", "output_columns", "CACHE_SIZ
 #: Models kept per process (least recently used first out).
 CACHE_SIZE = 4
 
-_cache = collections.OrderedDict()  # (path, size, mtime_ns) -> (model, fingerprint)
+_cache = collections.OrderedDict()  # (path, size, mtime_ns, ino, ctime_ns) -> (model, fp)
 _stats = collections.defaultdict(lambda: {"loads": 0, "calls": 0})
 _lock = threading.Lock()
 
@@ -65,7 +65,9 @@ def cached_model(path, fingerprint=None):
     """
     path = os.path.abspath(os.fspath(path))
     stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
+    # the inode and ctime change when forge's atomic write replaces the file, even where
+    # the new one has the same size and (coarse) mtime
+    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
     with _lock:
         _stats[path]["calls"] += 1
         if key in _cache:

@@ -233,7 +233,11 @@ def _decode_constant(attrs, dtype):
     if "value" in attrs:
         _want(isinstance(attrs["value"], (int, float, list)), "value must be a number or "
               "a nested list", attrs["value"])
-        value = np.array(attrs["value"], dtype=dtype)
+        try:
+            value = np.array(attrs["value"], dtype=dtype)
+        except (TypeError, ValueError, OverflowError):
+            _want(False, f"value must be a number or a nested list of {dtype}",
+                  attrs["value"])
     else:
         data = _want(isinstance(attrs["data"], str), "data must be a base64 string",
                      attrs["data"])
@@ -281,7 +285,7 @@ def _compile_instruction(ins, slots):
     _want(isinstance(ins, dict) and set(ins) == {"op", "inputs", "attrs", "dtype"},
           "an instruction is an object with keys op, inputs, attrs and dtype", ins)
     name, refs, attrs, dtype = ins["op"], ins["inputs"], ins["attrs"], ins["dtype"]
-    _want(name in OPS, f"unknown op; known: {', '.join(sorted(OPS))}", name)
+    _want(isinstance(name, str) and name in OPS, f"unknown op; known: {', '.join(sorted(OPS))}", name)
     function, (low, high), checks = OPS[name]
     _want(dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}", dtype)
     _want(isinstance(refs, list) and all(_is_int(r, 0) and r < slots for r in refs),

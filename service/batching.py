@@ -104,6 +104,9 @@ class Scheduler:
         self._queues: dict[str, _ModelQueue] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._calls = 0  # infer() calls not yet returned, all models
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def infer(
         self, entry: ModelEntry, feeds: dict[str, np.ndarray], outputs: list[str] | None
@@ -119,6 +122,8 @@ class Scheduler:
                 headers={"Retry-After": "1"},
             )
         queue.pending += 1
+        self._calls += 1
+        self._idle.clear()
         try:
             key = self._batch_key(entry, feeds, outputs)
             if key is None:
@@ -135,12 +140,18 @@ class Scheduler:
                 future.cancel()  # if still queued, the collector skips it
         finally:
             queue.pending -= 1
+            self._calls -= 1
+            if not self._calls:
+                self._idle.set()
 
     async def close(self) -> None:
         """Refuse new requests, finish the queued and running ones, stop the threads."""
         self._closing = True
         for queue in self._queues.values():
             queue.wake.set()
+        # Every accepted request ends (answer, error or request_timeout) before the
+        # threads stop: one still waiting for a thread would find the pool shut down.
+        await self._idle.wait()
         collectors = [q.collector for q in self._queues.values() if q.collector is not None]
         await asyncio.gather(*collectors, return_exceptions=True)
         await asyncio.gather(*self._running, return_exceptions=True)

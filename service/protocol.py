@@ -116,6 +116,11 @@ def decode_inputs(
             )
         shape = [int(s) for s in tensor["shape"]]
         count = math.prod(shape)
+        if any(size > limits.max_elements for size in shape):  # even when count is 0
+            raise PayloadTooLargeError(
+                f"input {name!r} has shape {shape}; an axis longer than {limits.max_elements} "
+                f"(max_elements) is not accepted"
+            )
         if shape and shape[0] > limits.max_batch_size:
             raise PayloadTooLargeError(
                 f"input {name!r} has {shape[0]} rows; at most {limits.max_batch_size} rows "
@@ -218,7 +223,10 @@ def _read_json(
                 f"input {name!r}: datatype {datatype} needs integers, 'data' has fractions"
             )
         info = np.iinfo(wire)
-        if array.size and (array.min() < info.min or array.max() > info.max):
+        # A float64 array holds integers only up to 2**53: compare with the exclusive
+        # power-of-two bound, since info.max (2**64 - 1, 2**63 - 1) rounds up to it.
+        top = 2.0 ** (info.bits - (info.min < 0)) if array.dtype.kind == "f" else info.max + 1
+        if array.size and (array.min() < info.min or array.max() >= top):
             raise BadRequestError(
                 f"input {name!r}: a value is outside the {datatype} range [{info.min}, {info.max}]"
             )

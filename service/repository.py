@@ -250,7 +250,8 @@ class ModelRepository:
             )
         if version is None:
             return versions[max(versions)]
-        number = int(version) if str(version).isdigit() else None
+        # ASCII digits only ("²".isdigit() is true), and few enough for int()
+        number = int(version) if re.fullmatch(r"[0-9]{1,18}", str(version)) else None
         if number is None or number not in versions:
             served = ", ".join(str(v) for v in sorted(versions))
             raise ModelNotFoundError(
@@ -272,7 +273,9 @@ class ModelRepository:
 
     def failures(self) -> dict[str, str]:
         """Bundles refused by the last loads: ``{"name/version": reason}``."""
-        return {f"{name}/{version}": reason for (name, version), (_, reason) in self._failed.items()}
+        # a snapshot: a reload thread may change the dict while the event loop reads it
+        failed = list(self._failed.items())
+        return {f"{name}/{version}": reason for (name, version), (_, reason) in failed}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -12,6 +12,7 @@ Each call projects the whole sequence onto the gates with one matrix product (or
 ``input_to_hidden`` network) and hands the step loop to a kernel (numba's when
 ``runtime.kernels.select_rnn`` says so).
 """
+import threading
 from types import MappingProxyType
 
 import numpy as np
@@ -168,6 +169,8 @@ class CustomRecurrentLayer(_Recurrent):
 
 
 _NETWORKS = ("input_to_hidden", "hidden_to_hidden")
+_MAX_NESTING = 16  # networks holding recurrent layers holding networks ...
+_NESTING = threading.local()
 _ENTRY_KEYS = {"name": str, "type": str, "inputs": list, "config": dict, "params": dict,
                "output_shape": list}
 
@@ -191,10 +194,11 @@ class _Network:
             where = f"{what} layer {name!r}"
             check(name not in self.layers, f"{where} is defined twice")
             for source in entry["inputs"]:
-                check(source in self.layers, f"{where} reads {source!r:.60}, which is not "
+                check(isinstance(source, str) and source in self.layers, f"{where} reads {source!r:.60}, which is not "
                                              f"an earlier layer of {what}")
             for key in refs.values():
-                check(key is None or key in params, f"{where}: parameter refers to "
+                check(key is None or (isinstance(key, str) and key in params),
+                      f"{where}: parameter refers to "
                       f"{key!r:.60}, which is not a parameter of the recurrent layer")
             try:
                 cls = layer_class(entry["type"])
@@ -264,12 +268,18 @@ class NetworkRecurrentLayer(_Recurrent):
     @classmethod
     def from_config(cls, name, config, params, inputs):
         """Build both networks from their nested entries, then the layer."""
-        networks = {}
-        for key in _NETWORKS:
-            try:
-                networks[key] = _Network(key, config.get(key), params)
-            except BundleError as exc:
-                raise BundleError(f"layer {name!r} ({cls.bundle_type}): {exc}") from None
+        networks, depth = {}, getattr(_NESTING, "depth", 0)
+        check(depth < _MAX_NESTING, f"layer {name!r} ({cls.bundle_type}): networks nested "
+                                    f"more than {_MAX_NESTING} deep")
+        _NESTING.depth = depth + 1  # per thread: loads may run in parallel
+        try:
+            for key in _NETWORKS:
+                try:
+                    networks[key] = _Network(key, config.get(key), params)
+                except BundleError as exc:
+                    raise BundleError(f"layer {name!r} ({cls.bundle_type}): {exc}") from None
+        finally:
+            _NESTING.depth = depth
         used = networks[_NETWORKS[0]].param_names | networks[_NETWORKS[1]].param_names
         own = {key: value for key, value in params.items() if key not in used}
         layer = super().from_config(name, dict(config, **networks), own, inputs)

@@ -206,6 +206,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLargeError(
             f"request body too large once decompressed: more than {limit} bytes (max_body_bytes)"
         )
+    if not inflater.eof:
+        raise BadRequestError(f"the body is not valid {encoding} data: the stream is truncated")
     return data
 
 

@@ -323,6 +323,7 @@ class TestTampering:
         (b'{"a": 1, "a": 2}', "repeats the key 'a'"),
         (b"\xff\xfe", "not UTF-8"),
         (b"[1, 2]", "must be a JSON object, got list"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ])
     def test_bad_manifest_text(self, mlp, tmp_path, text, match):
         path, _ = mlp
@@ -418,6 +419,8 @@ class TestValidateManifest:
         (set_in(["arrays", "output.b", "shape"], [None]), "shape must be a list of non-neg"),
         (set_in(["arrays", "output.b"], [2]), "its record must be an object"),
         (set_in(["layers"], [1]), "layers\\[0\\] must be an object"),
+        (set_in(["layers", 1, "name"], ["dense_1"]), "'name' must be a string, got list"),
+        (set_in(["layers", 1, "inputs"], [["input"]]), r"reads \['input'\], which is not"),
     ])
     def test_refuses(self, edit, match):
         manifest = valid_manifest()

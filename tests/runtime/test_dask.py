@@ -179,6 +179,19 @@ class TestThreaded:
         with pytest.raises(BundleError, match="is not the one predict"):
             rdask.cached_model(path, fingerprint)
 
+    def test_a_replaced_file_with_the_same_size_and_mtime_is_loaded_again(self, tmp_path):
+        path = mlp_builder(seed=0)[0].write(tmp_path / "m.npz")
+        old, _ = rdask.cached_model(path)
+        other = mlp_builder(seed=1)[0].write(tmp_path / "other.npz")
+        stat = os.stat(path)
+        assert os.stat(other).st_size == stat.st_size
+        os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # coarse clocks do this
+        os.replace(other, path)
+        new, _ = rdask.cached_model(path)
+        assert new is not old
+        x = np.ones((1, 4), np.float32)
+        assert not np.array_equal(new(x), old(x))
+
 
 class TestDistributed:
     def test_array_and_intermediates_match_model_run(self, cluster, digits, x):

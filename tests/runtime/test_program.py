@@ -148,6 +148,13 @@ class TestValidation:
         (lambda p: p["code"].__setitem__(0, ins("constant", (), {
             "shape": [1], "data": base64.b64encode(b"\0\0\0\0").decode(), "sha256": "0" * 64})),
          "data must match its sha256"),
+        (lambda p: p["code"][0].update(op=["exp"]), "unknown op"),
+        (lambda p: p["code"].__setitem__(0, ins("constant", (), {"shape": [1], "value": [{}]})),
+         "value must be a number or a nested list"),
+        (lambda p: p["code"].__setitem__(0, ins("constant", (), {
+            "shape": [1], "value": [None]}, "int32")), "value must be a number or a nested"),
+        (lambda p: p["code"].__setitem__(0, ins("constant", (), {
+            "shape": [], "value": 10 ** 30}, "int8")), "value must be a number or a nested"),
     ])
     def test_malformed_program_is_refused(self, mutate, message):
         spec = program(ins("exp", [0]))

@@ -175,6 +175,24 @@ class TestScheduler:
 
         assert all(r["output"].shape == (1, 3) for r in self.run(go()))
 
+    def test_close_finishes_requests_queued_without_batching(self, entry, monkeypatch):
+        import time
+
+        slow = entry.model.run
+        monkeypatch.setattr(type(entry.model), "run",
+                            lambda self, *a, **k: (time.sleep(0.05), slow(*a, **k))[1])
+
+        async def go():
+            scheduler = Scheduler(BatchingConfig(threads=1, batching=False))
+            tasks = [asyncio.create_task(scheduler.infer(entry, {"input": ROWS[:1]}, None))
+                     for _ in range(4)]
+            await asyncio.sleep(0.01)  # one running, three waiting for the only thread
+            await scheduler.close()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+        results = self.run(go())
+        assert all(isinstance(r, dict) and r["output"].shape == (1, 3) for r in results), results
+
 
 def test_overloaded_http_answer(make_client, settings, monkeypatch):
     client = make_client(settings.model_copy(update={"max_queue_size": 1}))

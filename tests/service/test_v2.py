@@ -70,7 +70,9 @@ class TestHealthAndMetadata:
         assert client.get("/v2/models/pair/versions/1/ready").status_code == 200
 
     @pytest.mark.parametrize("path", ["/v2/models/nope", "/v2/models/nope/ready",
-                                      "/v2/models/clf/versions/9", "/v2/models/clf/versions/x/ready"])
+                                      "/v2/models/clf/versions/9", "/v2/models/clf/versions/x/ready",
+                                      "/v2/models/clf/versions/\u00b2", "/v2/models/clf/versions/"
+                                      + "9" * 5000])
     def test_unknown_model_or_version_is_404(self, client, path):
         response = client.get(path)
         assert response.status_code == 404
@@ -190,6 +192,15 @@ class TestBinaryExtension:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
         assert response.status_code == 200, response.text
 
+    def test_truncated_gzip_is_400(self, client):
+        import gzip
+
+        whole = gzip.compress(json.dumps(infer_body()).encode())
+        response = client.post(
+            "/v2/models/clf/infer", content=whole[:-8],  # the CRC and length trailer cut off
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        assert response.status_code == 400 and "gzip" in response.json()["error"]
+
 
 BAD_INPUTS = [
     # (request body, status, part of the message)
@@ -215,6 +226,11 @@ BAD_INPUTS = [
     (infer_body(outputs=[{"name": "output", "parameters": {"classification": 2}}]), 400,
      "classification"),
     (infer_body(shape=(2000, 4), data=[0.0] * 8000), 413, "max_batch_size"),
+    # an empty tensor with an absurd axis: refused before numpy is asked to shape it
+    (infer_body(shape=(0, 10**30), data=[]), 413, "max_elements"),
+    # integers mixed with one beyond 2**53 arrive as float64, which rounds 2**64 - 1 up
+    # to 2**64: out of range, not silently wrapped to 0
+    (infer_body(datatype="UINT64", data=[2**64 - 1] + [1] * 7), 400, "outside the UINT64 range"),
 ]
 
 

@@ -252,11 +252,27 @@ class TestNetworkRecurrence:
          r"input_to_hidden gives shape \[None, 2\], but the state has hidden_shape \[3\]"),
         (lambda c, p: c.pop("hidden_to_hidden"),
          r"hidden_to_hidden must be a non-empty list of layer entries, got None"),
+        (lambda c, p: c["input_to_hidden"][2].update(inputs=[["d"]]),
+         r"input_to_hidden layer 'act' reads \['d'\], which is not an earlier layer"),
+        (lambda c, p: c["input_to_hidden"][1]["params"].update(W=["i.d.W"]),
+         r"input_to_hidden layer 'd': parameter refers to \['i.d.W'\], which is not"),
     ])
     def test_nested_entries_are_validated(self, change, message):
         config, params = network_rnn_layer()
         change(config, params)
         with pytest.raises(BundleError, match=message):
+            build_layer("CustomRecurrentLayer", config, params)
+
+    def test_deeply_nested_networks_are_refused_without_recursion_error(self):
+        config, params = network_rnn_layer()
+        for _ in range(300):  # a manifest can nest this deep within json's limit
+            outer, _ = network_rnn_layer()
+            outer["input_to_hidden"] = [
+                entry("in", "InputLayer", [], {"shape": [None, 3]}, {}, [None, 3]),
+                entry("r", "CustomRecurrentLayer", ["in"], config, {}, [None, 2])]
+            config = outer
+        with pytest.raises(BundleError, match=r"^layer 'layer' \(CustomRecurrentLayer\): "
+                                              r"in input_to_hidden: .*nested more than 16"):
             build_layer("CustomRecurrentLayer", config, params)
 
 
