@@ -353,9 +353,14 @@ class TestExportConfig:
             "scale_factor": [2, 3], "mode": "dilate"}
         assert _config(L.FeatureWTALayer(l_in, 2))[1] == {"pool_size": 2, "axis": 1}
         assert _config(L.SpatialPyramidPoolingLayer(l_in, [2, 1]))[1] == {
-            "pool_dims": [2, 1], "mode": "max", "implementation": "fast"}
+            "pool_dims": [2, 1], "mode": "max", "implementation": "fast",
+            "first_bins_only": False}
         assert _config(L.SpatialPyramidPoolingLayer(l_in, implementation="kaiming"))[1] == {
-            "pool_dims": [4, 2, 1], "mode": "max", "implementation": "kaiming"}
+            "pool_dims": [4, 2, 1], "mode": "max", "implementation": "kaiming",
+            "first_bins_only": False}
+        # an unknown spatial size: forge keeps the first p x p windows of each level
+        free = L.InputLayer((None, 4, None, 8))
+        assert _config(L.SpatialPyramidPoolingLayer(free, [2, 1]))[1]["first_bins_only"]
 
 
 def test_docstring_examples():
