@@ -595,10 +595,22 @@ def _describe_subnetwork(layer, attr, where):
     return entries, params
 
 
+def _is_named(fn):
+    """Whether ``fn`` is stored by name (not lowered to a program)."""
+    try:
+        return nonlinearity_spec(fn, "").get("name") != "program"
+    except ExportError:
+        return False
+
+
 def _describe_custom_recurrent(layer, where):
     in_dense = _dense_subnetwork(layer, "input_to_hidden")
     hid_dense = _dense_subnetwork(layer, "hidden_to_hidden")
     config, params = _recurrent_common(layer, where)
+    # the dense form applies input_nonlinearity to the whole (time, batch, units) sequence,
+    # which a program lowered for (rows, units) cannot take: such a network stays nested
+    if in_dense is not None and not _is_named(in_dense.nonlinearity):
+        in_dense = None
     if in_dense is None or hid_dense is None:  # the general form: nested networks
         del config["num_units"]
         config.update(hidden_shape=[int(s) for s in layer.hidden_shape],

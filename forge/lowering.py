@@ -37,6 +37,7 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 
 from runtime.bundle import array_digest
+from runtime.errors import BundleError
 from runtime.program import OPS, Program
 
 __all__ = ["lower", "LoweringError", "MAX_CONSTANT_BYTES", "INLINE_SIZE"]
@@ -155,6 +156,16 @@ class _Writer:
         return self.slots[var]
 
 
+def _emit_scalar(writer, name, refs, dtype):
+    """Emit one elementwise op. Clip is spelled out as PyTensor computes it,
+    ``lo if x < lo else hi if x > hi else x`` (np.clip differs for lo > hi and NaN bounds)."""
+    if name != "clip":
+        return writer.emit(name, refs, dtype)
+    x, lo, hi = refs
+    upper = writer.emit("switch", [writer.emit("gt", [x, hi], "bool"), hi, x], dtype)
+    return writer.emit("switch", [writer.emit("lt", [x, lo], "bool"), lo, upper], dtype)
+
+
 def _lower_scalar_graph(writer, composite, outer_slots):
     """Emit a Composite's inner scalar graph as elementwise instructions."""
     inner = composite.fgraph
@@ -170,7 +181,7 @@ def _lower_scalar_graph(writer, composite, outer_slots):
                     raise _Unsupported(type(node.op).__name__)
                 slots[var] = writer.constant(var.data, var.dtype)
             refs.append(slots[var])
-        slots[node.outputs[0]] = writer.emit(name, refs, node.outputs[0].dtype)
+        slots[node.outputs[0]] = _emit_scalar(writer, name, refs, node.outputs[0].dtype)
     return slots[inner.outputs[0]]
 
 
@@ -188,7 +199,7 @@ def _lower_node(writer, node):
         name = _SCALAR.get(type(op.scalar_op))
         if name is None:
             raise _Unsupported(_op_name(op))
-        return writer.emit(name, refs, out.dtype)
+        return _emit_scalar(writer, name, refs, out.dtype)
     if isinstance(op, elemwise.CAReduce):
         name = _REDUCE.get(type(op.scalar_op))
         if name is None:
@@ -291,5 +302,9 @@ def lower(function, input_shapes, dtype=None, what="function"):
                 "which the runtime cannot "
                 f"run; supported operations: {', '.join(sorted(OPS))} "
                 "(see docs/lowering.md)") from None
-    Program(program, what)  # the runtime must accept what we wrote
+    try:  # the runtime must accept what we wrote (a float16 or complex dtype it lacks)
+        Program(program, what)
+    except BundleError as exc:
+        raise LoweringError(f"{what} {_callable_name(function)!r} cannot be stored: "
+                            f"{exc}") from None
     return program

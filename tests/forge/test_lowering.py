@@ -45,7 +45,7 @@ CASES = [
     ("abs", abs, "abs"), ("tanh", T.tanh, "tanh"), ("sigmoid", T.sigmoid, "sigmoid"),
     ("softplus", T.softplus, "softplus"), ("maximum", lambda x: T.maximum(x, 0.1 * x), "maximum"),
     ("minimum", lambda x: T.minimum(x, 0.5), "minimum"), ("pow", lambda x: abs(x) ** 1.5, "pow"),
-    ("clip", lambda x: T.clip(x, -0.5, 0.5), "clip"),
+    ("clip", lambda x: T.clip(x, -0.5, 0.5), "switch"),  # spelled out, see below
     ("switch", lambda x: T.switch(x > 0, x, 0.1 * x), "switch"),
     ("lt", lambda x: T.cast(x < 0.2, "float32"), "lt"), ("ge", lambda x: x >= 0.2, "ge"),
     ("eq", lambda x: T.eq(T.floor(x), 0), "eq"), ("neq", lambda x: T.neq(x, x[:, :1]), "neq"),
@@ -97,6 +97,14 @@ class TestSupportedOps:
         program, got, want = run_both(lambda a, b: a * T.sigmoid(b) - T.maximum(a, b), [a, b])
         assert [spec["ndim"] for spec in program["inputs"]] == [2, 2]
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+    @pytest.mark.parametrize("bounds", [(0.5, -0.5), (-0.5, np.nan), (np.nan, 0.5)])
+    def test_clip_with_crossed_or_nan_bounds_matches_forge(self, bounds):
+        """PyTensor's clip is ``lo if x < lo else hi if x > hi else x`` (np.clip is not)."""
+        x = X.copy()
+        x[0, 0] = np.nan
+        _, got, want = run_both(lambda x: T.clip(x, *bounds), [x])
+        np.testing.assert_array_equal(got, want)
 
     def test_broadcastable_axes_follow_the_known_shape(self):
         # size-1 axes are broadcastable, so the function may broadcast against them
@@ -188,6 +196,13 @@ class TestRefusals:
         with pytest.raises(ExportError, match=r"layer 'mix' \(ElemwiseMergeLayer\): "
                                               r"merge_function '<lambda>' uses the PyTensor "
                                               r"operation GammaLn"):
+            forge.export(layer, tmp_path / "m.npz")
+
+    def test_dtype_the_runtime_lacks_is_an_export_error(self, tmp_path):
+        layer = L.ExpressionLayer(L.InputLayer((None, 4)),
+                                  lambda x: T.cast(T.cast(x, "float16"), "float32"),
+                                  name="half")
+        with pytest.raises(ExportError, match=r"^layer 'half' \(ExpressionLayer\): .*float16"):
             forge.export(layer, tmp_path / "m.npz")
 
     def test_function_failing_on_symbolic_input(self):

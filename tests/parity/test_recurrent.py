@@ -231,3 +231,22 @@ class TestCustomRecurrentLayerNetworks:
         entry = forge.export(layer, bundle_path(), check=False)["layers"][-1]
         assert "input_nonlinearity" in entry["config"]
         assert "input_to_hidden" not in entry["config"]
+
+    @settings(**RNN_SETTINGS)
+    @given(data=st.data())
+    def test_dense_networks_with_a_lowered_nonlinearity(self, data, bundle_path):
+        """A user function in a DenseLayer of either network: lowered for the shape that
+        DenseLayer gives, (rows, units), whatever form the recurrent layer is stored in."""
+        case = Case(data)
+        centre = lambda a: a - T.max(a, axis=-1, keepdims=True)  # noqa: E731
+        which = data.draw(st.sampled_from(["input", "hidden", "both"]))
+        in_to_hid = L.DenseLayer(L.InputLayer((None,) + case.l_in.shape[2:]), case.units,
+                                 W=init.Normal(0.5), b=init.Normal(0.5),
+                                 nonlinearity=centre if which != "hidden" else nl.tanh)
+        hid_to_hid = L.DenseLayer(L.InputLayer((None, case.units)), case.units,
+                                  W=init.Normal(0.5),
+                                  nonlinearity=centre if which != "input" else nl.tanh)
+        layer = L.CustomRecurrentLayer(case.l_in, in_to_hid, hid_to_hid,
+                                       nonlinearity=nl.tanh,
+                                       hid_init=case.initial_state("hid"), **case.kwargs)
+        case.check(layer, bundle_path)
