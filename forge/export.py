@@ -537,7 +537,8 @@ def _describe_embedding(layer, where):
 def _recurrent_common(layer, where):
     """Flags and initial states every recurrent layer exports (the training-only options
     precompute_input, unroll_scan, gradient_steps, grad_clipping and learn_init do not
-    change the output)."""
+    change the output of the dense forms; the general CustomRecurrentLayer form stores
+    precompute_input, which does matter when its input network mixes rows)."""
     config = {"num_units": int(layer.hidden_shape[0]), "backwards": layer.backwards,
               "only_return_final": layer.only_return_final,
               "mask_input": layer.mask_incoming_index > 0}
@@ -613,9 +614,12 @@ def _describe_custom_recurrent(layer, where):
         in_dense = None
     if in_dense is None or hid_dense is None:  # the general form: nested networks
         del config["num_units"]
+        # precompute_input matters here: input_to_hidden then sees all steps' rows at
+        # once rather than one step's, which a layer mixing rows would notice
         config.update(hidden_shape=[int(s) for s in layer.hidden_shape],
                       nonlinearity=_step_nonlinearity(layer, layer.nonlinearity, where,
-                                                      "nonlinearity"))
+                                                      "nonlinearity"),
+                      precompute_input=bool(layer.precompute_input))
         for attr in ("input_to_hidden", "hidden_to_hidden"):
             config[attr], net_params = _describe_subnetwork(layer, attr, where)
             params.update(net_params)

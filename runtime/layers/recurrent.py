@@ -238,18 +238,20 @@ class NetworkRecurrentLayer(_Recurrent):
     feed-forward networks given as nested layer entries, the state of shape
     ``hidden_shape`` (e.g. ``[channels, height, width]`` for a convolutional recurrence).
 
-    ``input_to_hidden`` runs once on all steps (as ``(time * batch, *features)``);
-    the step loop calls ``hidden_to_hidden`` on the state.
+    ``input_to_hidden`` runs once on all steps (as ``(time * batch, *features)``), or
+    step by step when ``precompute_input`` is false (the same result unless one of its
+    layers mixes rows); the step loop calls ``hidden_to_hidden`` on the state.
     """
 
     bundle_type = "CustomRecurrentLayer"
-    config_keys = ("hidden_shape", "nonlinearity") + _NETWORKS + _FLAGS
+    config_keys = ("hidden_shape", "nonlinearity", "precompute_input") + _NETWORKS + _FLAGS
+    optional_config = ("precompute_input",)
     param_keys = ("hid_init",)
     optional_params = ("hid_init",)
 
     def __init__(self, name, inputs, hidden_shape, nonlinearity, input_to_hidden,
                  hidden_to_hidden, backwards, only_return_final, mask_input, hid_init_input,
-                 hid_init):
+                 hid_init, precompute_input=True):
         check(isinstance(hidden_shape, list) and hidden_shape
               and all(is_int(s, 1) for s in hidden_shape),
               f"hidden_shape must be a non-empty list of positive ints, got {hidden_shape!r}")
@@ -264,6 +266,9 @@ class NetworkRecurrentLayer(_Recurrent):
                   f"{hidden_shape}")
         self.input_to_hidden, self.hidden_to_hidden = input_to_hidden, hidden_to_hidden
         self.nonlinearity = get_nonlinearity(nonlinearity)
+        check(isinstance(precompute_input, bool), f"precompute_input must be true or "
+                                                  f"false, got {precompute_input!r}")
+        self.precompute_input = precompute_input
 
     @classmethod
     def from_config(cls, name, config, params, inputs):
@@ -294,8 +299,13 @@ class NetworkRecurrentLayer(_Recurrent):
             raise ValueError(f"each step of the input must have shape {list(wanted)}, got "
                              f"input shape {x.shape}")
         time, batch = sequence.shape[:2]
-        flat = np.ascontiguousarray(sequence).reshape((time * batch,) + sequence.shape[2:])
-        projected = self.input_to_hidden(flat).reshape((time, batch) + self.state_shape)
+        if self.precompute_input or not time:
+            flat = np.ascontiguousarray(sequence).reshape((time * batch,) + sequence.shape[2:])
+            projected = self.input_to_hidden(flat).reshape((time, batch) + self.state_shape)
+        else:
+            projected = np.stack([self.input_to_hidden(np.ascontiguousarray(step))
+                                  for step in sequence]).reshape((time, batch)
+                                                                 + self.state_shape)
         out = self.kernels.network_rnn(projected, self.hidden_to_hidden, self.nonlinearity,
                                        h0, mask, self.backwards)
         return self._arrange(out)

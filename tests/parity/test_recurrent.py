@@ -2,6 +2,7 @@
 only_return_final, precompute_input, unroll_scan, learn_init, initial states given by
 layers, peepholes, gate nonlinearities and batch 1."""
 import numpy as np
+import pytest
 import pytensor
 import pytensor.tensor as T
 from hypothesis import given, settings, strategies as st
@@ -220,6 +221,21 @@ class TestCustomRecurrentLayerNetworks:
                                        nonlinearity=draw(st.sampled_from(GATE_FUNCTIONS)),
                                        **kwargs)
         check(layer, extra, batch, time, rng, bundle_path)
+
+    @pytest.mark.parametrize("precompute", [True, False])
+    def test_a_network_mixing_rows_follows_precompute_input(self, precompute, bundle_path):
+        """input_to_hidden sees all steps' rows at once, or one step's: a layer that mixes
+        rows (here: minus the mean over rows) gives different results, as in forge."""
+        rng = np.random.default_rng(3)
+        l_in = L.InputLayer((None, None, 3))
+        centred = L.DenseLayer(L.InputLayer((None, 3)), 4,
+                               nonlinearity=lambda a: a - a.mean(axis=0))
+        hidden = L.NonlinearityLayer(L.DenseLayer(L.InputLayer((None, 4)), 4, b=None),
+                                     forge.nonlinearities.tanh)
+        layer = L.CustomRecurrentLayer(l_in, centred, hidden, precompute_input=precompute)
+        check(layer, {}, 3, 5, rng, bundle_path)
+        entry = forge.export(layer, bundle_path(), check=False)["layers"][-1]
+        assert entry["config"]["precompute_input"] is precompute
 
     def test_dense_networks_keep_the_dense_form(self, bundle_path):
         """One DenseLayer each: the flat entry the numba step kernel runs."""
