@@ -52,8 +52,10 @@ def forge_jax_step(weights, batch):
     xb, yb = _step_batch(batch)
     start = time.perf_counter()
     train = pytensor.function([X, y], loss, updates=updates, mode="JAX")
-    first = float(train(xb, yb))  # returns a host array: the step is synchronised
-    return (lambda: train(xb, yb)), time.perf_counter() - start, first
+    first = float(train(xb, yb))
+    # the JAX function returns a device array at once (asynchronous dispatch): reading
+    # the loss back waits for the step, as PyTorch's .item() does
+    return (lambda: float(train(xb, yb))), time.perf_counter() - start, first
 
 
 def torch_cuda_step(weights, batch):
