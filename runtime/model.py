@@ -138,6 +138,9 @@ class Model:
         self._shapes = {e["name"]: tuple(e["output_shape"]) for e in manifest["layers"]}
         self._inputs = tuple(_spec(s) for s in manifest["inputs"])
         self._outputs = tuple(_spec(s) for s in manifest["outputs"])
+        # each layer's distinct sources, once: a layer may read one source twice
+        self._sources = {name: tuple(dict.fromkeys(layer.inputs))
+                         for name, layer in self._layers.items()}
         self._default_plan = self._plan([s.name for s in self._outputs])
         self._default_last_use = self._last_use(self._default_plan)
         self._input_specs = {s.name: s for s in self._inputs}
@@ -227,7 +230,7 @@ class Model:
             for step, name in enumerate(plan):
                 if name not in values:
                     values[name] = self._evaluate(name, values)
-                for source in set(self._layers[name].inputs):  # a layer may read one twice
+                for source in self._sources[name]:
                     if last_use[source] == step and source not in names:
                         del values[source]  # free memory as soon as possible
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
