@@ -142,7 +142,6 @@ def corr_grad_inputs(w, dy, input_size, stride, pad, dilation, num_groups):
     ``input_size`` is the spatial shape of the forward input, which the stride makes
     ambiguous.
     """
-    nd = w.ndim - 2
     filter_size = w.shape[2:]
     out = dy.shape[2:]
     expected = tuple(conv_output_length(n, k, s, p, d) for n, k, s, p, d in

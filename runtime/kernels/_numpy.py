@@ -372,7 +372,7 @@ def pool(x, pool_size, stride=None, pad=None, ignore_border=True, mode="max"):
     """
     pool_size = tuple(pool_size)
     stride, pad = check_pool(x, pool_size, stride, pad, ignore_border, mode)
-    nd, lead = len(pool_size), x.ndim - len(pool_size)
+    lead = x.ndim - len(pool_size)
     size = x.shape[lead:]
     out_shape = pool_output_shape(size, pool_size, stride, pad, ignore_border)
     if 0 in out_shape:

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from forge import layers as L
 
 from .helpers import assert_parity
-from .strategies import SETTINGS, shapes
+from .strategies import SETTINGS
 
 CROPS = st.sampled_from([None, "lower", "upper", "center"])
 

@@ -1,5 +1,4 @@
 """DropoutLayer and GaussianNoiseLayer export as the identity of deterministic mode."""
-import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from forge import layers as L
