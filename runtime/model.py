@@ -141,9 +141,9 @@ class Model:
         # each layer's distinct sources, once: a layer may read one source twice
         self._sources = {name: tuple(dict.fromkeys(layer.inputs))
                          for name, layer in self._layers.items()}
-        self._default_plan = self._plan([s.name for s in self._outputs])
-        self._default_last_use = self._last_use(self._default_plan)
         self._input_specs = {s.name: s for s in self._inputs}
+        self._default_names = [s.name for s in self._outputs]
+        self._default_steps = self._steps(self._default_names)
 
     # -- what the bundle declares ----------------------------------------------------
 
@@ -219,37 +219,39 @@ class Model:
             inputs whose free axes the layers cannot combine.
         """
         if outputs is None:
-            names, plan = [s.name for s in self._outputs], self._default_plan
+            names, steps = self._default_names, self._default_steps
         else:
             names = self._check_output_names(outputs)
-            plan = self._plan(names)
-        values = self._check_feeds(feeds, [s for s in self._inputs if s.name in plan])
-        last_use = (self._default_last_use if plan is self._default_plan
-                    else self._last_use(plan))
+            steps = self._steps(names)
+        values = self._check_feeds(feeds, [s for s in self._inputs if s.name in steps.needed])
         with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
-            for step, name in enumerate(plan):
-                if name not in values:
-                    values[name] = self._evaluate(name, values)
-                for source in self._sources[name]:
-                    if last_use[source] == step and source not in names:
-                        del values[source]  # free memory as soon as possible
+            for name, layer, sources, done in steps:
+                values[name] = self._evaluate(name, layer, [values[s] for s in sources])
+                for source in done:
+                    del values[source]  # free memory as soon as possible
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
                 for name in names}
 
-    def _last_use(self, plan):
-        """For each layer read in ``plan``, the step of its last reader."""
-        return {source: step for step, name in enumerate(plan)
-                for source in self._layers[name].inputs}
-
-    def _plan(self, names):
-        """The layers ``names`` depend on (themselves included), in topological order."""
+    def _steps(self, names):
+        """What ``run`` does to compute ``names``: one ``(name, layer, sources, done)`` per
+        layer they depend on, in topological order, ``done`` being the sources no later
+        step reads (freed after this one); inputs are fed, not computed. The list's
+        ``needed`` attribute is the set of every layer read, inputs included."""
         needed, stack = set(), list(names)
         while stack:
             name = stack.pop()
             if name not in needed:
                 needed.add(name)
                 stack.extend(self._layers[name].inputs)
-        return [name for name in self._layers if name in needed]
+        plan = [name for name in self._layers if name in needed]
+        last_use = {source: step for step, name in enumerate(plan)
+                    for source in self._sources[name]}
+        steps = _Steps(
+            (name, self._layers[name], self._layers[name].inputs,
+             tuple(s for s in self._sources[name] if last_use[s] == step and s not in names))
+            for step, name in enumerate(plan) if name not in self._input_specs)
+        steps.needed = needed
+        return steps
 
     def _check_output_names(self, outputs):
         if isinstance(outputs, str):
@@ -282,11 +284,11 @@ class Model:
     def _inputs_text(self):
         return "[" + "; ".join(str(s) for s in self._inputs) + "]"
 
-    def _evaluate(self, name, values):
-        layer = self._layers[name]
-        args = [values[source] for source in layer.inputs]
+    def _evaluate(self, name, layer, args):
         try:
-            result = np.asarray(layer(*args))
+            result = layer(*args)
+            if type(result) is not np.ndarray:  # noqa: E721 (an exact check, and fast)
+                result = np.asarray(result)
         except (ValueError, IndexError) as exc:
             shapes = ", ".join(str(a.shape) for a in args)
             raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take input "
@@ -332,6 +334,10 @@ class Model:
     def __repr__(self):
         return (f"<Model {self.path or '(in memory)'!r} inputs={[str(s) for s in self._inputs]}"
                 f" outputs={[str(s) for s in self._outputs]} layers={len(self._layers)}>")
+
+
+class _Steps(list):
+    """A list of ``Model.run`` steps with a ``needed`` attribute (see ``Model._steps``)."""
 
 
 def _convert(spec, value):

@@ -48,6 +48,9 @@ class DenseLayer(Layer):
 
     def __call__(self, x):
         lead = self.num_leading_axes
+        if x.ndim == 2 and lead == 1 and x.shape[1] == self.W.shape[0]:  # (items, features)
+            return kernels.dense(x, self._W_one_item if x.shape[0] == 1 else self.W, self.b,
+                                 self.nonlinearity)
         if x.ndim <= lead:
             raise ValueError(f"got num_leading_axes={lead} for a {x.ndim}-dimensional input")
         rows, features = x.shape[:lead], math.prod(x.shape[lead:])
