@@ -163,6 +163,14 @@ CASES = {
                                   fs=(2, 1), settings=((3, 4), ((2, 2), (0, 3)), (1, 1), 1)),
     "3d": dict(batch=1, channels=3, filters=3, in_size=(3, 4, 3), fs=(2, 2, 1),
                settings=((1, 2, 1), ((1, 0), (1, 1), (0, 2)), (1, 1, 2), 3)),
+    # Unpadded: on the CPU the JAX lowering pads the last axis and cuts the extra output
+    # column off again (forge/ops/_jax.py), with or without an extra column to cut.
+    "1d-unpadded-dilated": dict(batch=2, channels=2, filters=2, in_size=(10,), fs=(3,),
+                                settings=((3,), ((0, 0),), (2,), 1)),
+    "2d-unpadded-stride": dict(batch=2, channels=3, filters=4, in_size=(7, 8), fs=(3, 3),
+                               settings=((1, 2), ((0, 0), (0, 0)), (1, 1), 1)),
+    "3d-unpadded-groups": dict(batch=1, channels=4, filters=2, in_size=(3, 4, 5),
+                               fs=(2, 2, 2), settings=((1, 1, 1), ((0, 0),) * 3, (1, 1, 1), 2)),
 }
 CASE_IDS = list(CASES)
 
@@ -283,6 +291,25 @@ class TestJAXMode:
         got = compile_fn([x, w, dy], outputs, "JAX")(*data)
         for g, e in zip(got, expected):
             assert_close(np.asarray(g), e, "float32")
+
+
+    def test_unpadded_convolution_is_padded_on_the_cpu(self):
+        """XLA's CPU kernel for unpadded convolutions is 3-4x slower than its padded
+        one: the lowering must keep sending them the padded way (and the slice back)."""
+        jax_or_skip()
+        import jax
+
+        from forge.ops import _jax
+
+        if jax.default_backend() != "cpu":
+            pytest.skip("the widening applies to the CPU backend only")
+        op = Corr((1, 1), 0, (1, 1))
+        x, w = np.ones((2, 3, 6, 7), "float32"), np.ones((4, 3, 3, 3), "float32")
+        jaxpr = str(jax.make_jaxpr(_jax._corr_fn(op))(x, w))
+        assert "padding=((0, 0), (0, 1))" in jaxpr
+        assert _jax._corr_fn(op)(x, w).shape == (2, 4, 4, 5)
+        assert "padding=((0, 0), (0, 0))" in str(
+            jax.make_jaxpr(_jax._corr_fn(op, widen=False))(x, w))
 
 
 class TestShapesAndErrors:
