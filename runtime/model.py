@@ -192,7 +192,8 @@ class Model:
                 f"inputs {[s.name for s in self._inputs]} and outputs "
                 f"{[s.name for s in self._outputs]}: use model.run({{name: array, ...}}, "
                 "outputs=[...]) instead")
-        return self.run({self._inputs[0].name: x})[self._outputs[0].name]
+        (source,), (target,) = self._inputs, self._outputs
+        return self.run({source.name: x})[target.name]
 
     def run(self, feeds, outputs=None):
         """Evaluate the layers ``outputs`` need and return them by name.
@@ -223,20 +224,21 @@ class Model:
         else:
             names = self._check_output_names(outputs)
             steps = self._steps(names)
-        values = self._check_feeds(feeds, [s for s in self._inputs if s.name in steps.needed])
+        values = self._check_feeds(feeds, steps.inputs)
         with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
-            for name, layer, sources, done in steps:
-                values[name] = self._evaluate(name, layer, [values[s] for s in sources])
+            for name, layer, sources, done, tail in steps:
+                values[name] = self._evaluate(name, layer, [values[s] for s in sources], tail)
                 for source in done:
                     del values[source]  # free memory as soon as possible
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
                 for name in names}
 
     def _steps(self, names):
-        """What ``run`` does to compute ``names``: one ``(name, layer, sources, done)`` per
-        layer they depend on, in topological order, ``done`` being the sources no later
-        step reads (freed after this one); inputs are fed, not computed. The list's
-        ``needed`` attribute is the set of every layer read, inputs included."""
+        """What ``run`` does to compute ``names``: one ``(name, layer, sources, done,
+        tail)`` per layer they depend on, in topological order, ``done`` being the sources
+        no later step reads (freed after this one) and ``tail`` the declared shape after a
+        free batch axis (None without one); inputs are fed, not computed. The list's
+        ``inputs`` attribute is the inputs it reads."""
         needed, stack = set(), list(names)
         while stack:
             name = stack.pop()
@@ -248,9 +250,10 @@ class Model:
                     for source in self._sources[name]}
         steps = _Steps(
             (name, self._layers[name], self._layers[name].inputs,
-             tuple(s for s in self._sources[name] if last_use[s] == step and s not in names))
+             tuple(s for s in self._sources[name] if last_use[s] == step and s not in names),
+             self._shapes[name][1:] if self._shapes[name][:1] == (None,) else None)
             for step, name in enumerate(plan) if name not in self._input_specs)
-        steps.needed = needed
+        steps.inputs = [s for s in self._inputs if s.name in needed]
         return steps
 
     def _check_output_names(self, outputs):
@@ -284,7 +287,7 @@ class Model:
     def _inputs_text(self):
         return "[" + "; ".join(str(s) for s in self._inputs) + "]"
 
-    def _evaluate(self, name, layer, args):
+    def _evaluate(self, name, layer, args, tail=None):
         try:
             result = layer(*args)
             if type(result) is not np.ndarray:  # noqa: E721 (an exact check, and fast)
@@ -293,9 +296,9 @@ class Model:
             shapes = ", ".join(str(a.shape) for a in args)
             raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take input "
                              f"of shape {shapes}: {exc}") from exc
-        declared = self._shapes[name]
-        if declared[:1] == (None,) and result.shape[1:] == declared[1:] and result.ndim:
+        if result.shape[1:] == tail and result.ndim:
             return result  # the usual case, a free batch axis: checked without a loop
+        declared = self._shapes[name]
         if result.ndim != len(declared) or any(
                 d is not None and d != s for d, s in zip(declared, result.shape)):
             raise BundleError(
@@ -337,7 +340,7 @@ class Model:
 
 
 class _Steps(list):
-    """A list of ``Model.run`` steps with a ``needed`` attribute (see ``Model._steps``)."""
+    """A list of ``Model.run`` steps with an ``inputs`` attribute (see ``Model._steps``)."""
 
 
 def _convert(spec, value):
