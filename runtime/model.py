@@ -193,7 +193,9 @@ class Model:
                 f"{[s.name for s in self._outputs]}: use model.run({{name: array, ...}}, "
                 "outputs=[...]) instead")
         (source,), (target,) = self._inputs, self._outputs
-        return self.run({source.name: x})[target.name]
+        values = self._execute({source.name: _convert(source, x)}, self._default_steps)
+        result = values[target.name]
+        return result if result.flags.writeable else result.copy()
 
     def run(self, feeds, outputs=None):
         """Evaluate the layers ``outputs`` need and return them by name.
@@ -224,14 +226,30 @@ class Model:
         else:
             names = self._check_output_names(outputs)
             steps = self._steps(names)
-        values = self._check_feeds(feeds, steps.inputs)
-        with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
-            for name, layer, sources, done, tail in steps:
-                values[name] = self._evaluate(name, layer, [values[s] for s in sources], tail)
-                for source in done:
-                    del values[source]  # free memory as soon as possible
+        values = self._execute(self._check_feeds(feeds, steps.inputs), steps)
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
                 for name in names}
+
+    def _execute(self, values, steps):
+        """Run ``steps`` (see :meth:`_steps`) on ``values`` (the converted feeds by input
+        name), adding each layer's result; returns ``values``."""
+        with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
+            for name, layer, sources, done, tail in steps:
+                args = [values[s] for s in sources]
+                try:
+                    result = layer(*args)
+                except (ValueError, IndexError) as exc:
+                    shapes = ", ".join(str(a.shape) for a in args)
+                    raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take "
+                                     f"input of shape {shapes}: {exc}") from exc
+                # the usual case, an array with a free batch axis, checked without a loop
+                if (type(result) is not np.ndarray or result.shape[1:] != tail  # noqa: E721
+                        or not result.ndim):
+                    result = self._checked(name, layer, result)
+                values[name] = result
+                for source in done:
+                    del values[source]  # free memory as soon as possible
+        return values
 
     def _steps(self, names):
         """What ``run`` does to compute ``names``: one ``(name, layer, sources, done,
@@ -287,17 +305,10 @@ class Model:
     def _inputs_text(self):
         return "[" + "; ".join(str(s) for s in self._inputs) + "]"
 
-    def _evaluate(self, name, layer, args, tail=None):
-        try:
-            result = layer(*args)
-            if type(result) is not np.ndarray:  # noqa: E721 (an exact check, and fast)
-                result = np.asarray(result)
-        except (ValueError, IndexError) as exc:
-            shapes = ", ".join(str(a.shape) for a in args)
-            raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take input "
-                             f"of shape {shapes}: {exc}") from exc
-        if result.shape[1:] == tail and result.ndim:
-            return result  # the usual case, a free batch axis: checked without a loop
+    def _checked(self, name, layer, result):
+        """``result`` as an array of the shape the bundle declares for layer ``name``, or
+        :class:`BundleError`."""
+        result = np.asarray(result)
         declared = self._shapes[name]
         if result.ndim != len(declared) or any(
                 d is not None and d != s for d, s in zip(declared, result.shape)):
