@@ -292,7 +292,6 @@ class TestJAXMode:
         for g, e in zip(got, expected):
             assert_close(np.asarray(g), e, "float32")
 
-
     def test_unpadded_convolution_is_padded_on_the_cpu(self):
         """XLA's CPU kernel for unpadded convolutions is 3-4x slower than its padded
         one: the lowering must keep sending them the padded way (and the slice back)."""
