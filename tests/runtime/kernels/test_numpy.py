@@ -40,7 +40,8 @@ def test_dense(n, k, m, bias, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_dense_applies_the_nonlinearity_as_the_function_does(nonlinearity, dtype):
     """In place for rectify, leaky_rectify and softmax: the same values as the
-    nonlinearity applied afterwards, inf and NaN rows included."""
+    nonlinearity applied afterwards, inf and NaN rows included, for a batch and for each
+    row alone (a single item takes other paths: W.T.dot, whole-row softmax)."""
     from runtime.nonlinearities import get_nonlinearity
 
     f = get_nonlinearity(nonlinearity)
@@ -53,6 +54,12 @@ def test_dense_applies_the_nonlinearity_as_the_function_does(nonlinearity, dtype
         got = _numpy.dense(x, W, b, f)
     assert got.dtype == expected.dtype
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0, equal_nan=True)
+    for row in range(len(x)):
+        with np.errstate(all="ignore"):
+            one = _numpy.dense(x[row:row + 1], W, b, f)
+        assert one.shape == (1, 5) and one.dtype == expected.dtype
+        np.testing.assert_allclose(one, expected[row:row + 1], rtol=1e-6, atol=0,
+                                   equal_nan=True)
 
 
 class TestAutocrop:
