@@ -77,12 +77,14 @@ def naive_corr_grad_weights(x, dy, fs, stride, pad, dilation, groups):
 
 @st.composite
 def conv_configs(draw, max_nd=3):
-    """Odd sizes, strides past the filter, pads past half the filter, dilation, groups."""
+    """Odd sizes, strides past the filter, pads past half the filter, dilation, groups.
+    Half of them have unit strides, which the kernels compute another way."""
     nd = draw(st.integers(1, max_nd))
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     max_side = {1: 9, 2: 7, 3: 5}[nd]
     fs = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    stride = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    stride = (1,) * nd if draw(st.booleans()) else tuple(
+        draw(st.integers(1, 4)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     pad = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(nd))
     in_size = tuple(
@@ -134,6 +136,22 @@ class TestKernels:
         assert_close(_kernels.corr_grad_weights(x, dy, *args),
                      naive_corr_grad_weights(x, dy, *args))
 
+    @pytest.mark.parametrize("settings", [
+        ((1, 1), ((1, 0), (2, 1)), (1, 2), 2),  # unit strides: the shifted im2col
+        ((2, 1), ((1, 0), (2, 1)), (1, 2), 2),
+    ])
+    def test_batch_chunks_match_direct_loops(self, monkeypatch, settings):
+        """Chunks of one item (a 1-byte budget) give the same sums as one chunk."""
+        config = dict(batch=5, channels=4, filters=6, in_size=(6, 7), fs=(3, 2),
+                      settings=settings)
+        x, w, dy = arrays(config, 11)
+        monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)
+        assert_close(_kernels.corr(x, w, *settings), naive_corr(x, w, *settings))
+        assert_close(_kernels.corr_grad_inputs(w, dy, (6, 7), *settings),
+                     naive_corr_grad_inputs(w, dy, (6, 7), *settings))
+        assert_close(_kernels.corr_grad_weights(x, dy, (3, 2), *settings),
+                     naive_corr_grad_weights(x, dy, (3, 2), *settings))
+
     @SETTINGS
     @given(config=conv_configs(), seed=st.integers(0, 2**16))
     def test_direct_loops_match_lax(self, config, seed):
@@ -163,6 +181,11 @@ CASES = {
                                   fs=(2, 1), settings=((3, 4), ((2, 2), (0, 3)), (1, 1), 1)),
     "3d": dict(batch=1, channels=3, filters=3, in_size=(3, 4, 3), fs=(2, 2, 1),
                settings=((1, 2, 1), ((1, 0), (1, 1), (0, 2)), (1, 1, 2), 3)),
+    # Unit strides (the kernels' shifted im2col), with padding, dilation and groups.
+    "1d-unit-stride-padded": dict(batch=2, channels=3, filters=2, in_size=(8,), fs=(3,),
+                                  settings=((1,), ((2, 1),), (1,), 1)),
+    "2d-unit-stride-groups": dict(batch=2, channels=4, filters=6, in_size=(6, 7),
+                                  fs=(3, 2), settings=((1, 1), ((1, 2), (0, 1)), (2, 1), 2)),
     # Unpadded: on the CPU the JAX lowering pads the last axis and cuts the extra output
     # column off again (forge/ops/_jax.py), with or without an extra column to cut.
     "1d-unpadded-dilated": dict(batch=2, channels=2, filters=2, in_size=(10,), fs=(3,),
