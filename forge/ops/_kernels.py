@@ -61,6 +61,7 @@ def pool_output_length(length, pool_size, stride, pad, ignore_border):
 #: best for the README network's second convolution; one item is the least chunk).
 CHUNK_BYTES = 6 * 2**20
 
+
 def _spatial_slices(offsets, stride, out):
     """Slices picking ``offset + stride * j`` for ``j < out`` along each axis."""
     return tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, stride, out))
