@@ -17,6 +17,8 @@ over the offsets inside a window (9 for a 3x3 window) and combines one strided v
 of the input per offset, so the work is a handful of whole-array numpy calls whatever
 the batch size.
 """
+import contextlib
+import contextvars
 import itertools
 
 import numpy as np
@@ -55,6 +57,61 @@ def pool_output_length(length, pool_size, stride, pad, ignore_border):
 
 
 # ----------------------------------------------------------------- convolutions
+
+#: The function the convolution kernels multiply matrices with (see
+#: :func:`scipy_blas_products`).
+_products = contextvars.ContextVar("forge_kernel_products", default=np.matmul)
+
+
+@contextlib.contextmanager
+def scipy_blas_products():
+    """Within this context (in this thread), the convolution kernels multiply through
+    scipy's BLAS instead of numpy's.
+
+    numba-compiled code (PyTensor's default Numba backend) does its matrix products
+    with scipy's BLAS, numpy with its own: two OpenBLAS libraries, each keeping a pool
+    of worker threads that spin for a while after every call. The ops run inside
+    Numba-compiled training functions with this context (``_numba.py``), so that one
+    pool serves the whole step: on 2 cores, the README CNN's NUMBA training step took
+    224 ms with the ops on numpy's BLAS and 88 ms on scipy's (while CVM, whose own
+    products are numpy's, went from 116 to 205 ms on scipy's, so it keeps numpy's).
+    """
+    token = _products.set(_scipy_matmul)
+    try:
+        yield
+    finally:
+        _products.reset(token)
+
+
+def _fortran_operand(m):
+    """``m`` for a Fortran BLAS call without a copy when it lies in either order, as
+    ``(array, transposed)``: the array to pass and whether BLAS must transpose it."""
+    if m.flags.f_contiguous:
+        return m, False
+    if m.flags.c_contiguous:
+        return m.T, True
+    return np.asfortranarray(m), False
+
+
+def _scipy_matmul(a, b):
+    """``a @ b`` for 2-D float32 or float64 arrays of one dtype through scipy's BLAS
+    (``numpy.matmul`` for anything else)."""
+    from scipy.linalg import blas
+
+    gemm = {"float32": blas.sgemm, "float64": blas.dgemm}.get(a.dtype.name)
+    if (gemm is None or b.dtype != a.dtype or a.ndim != 2 or b.ndim != 2 or not a.size
+            or not b.size):
+        return np.matmul(a, b)
+    # (a @ b).T = b.T @ a.T, which Fortran BLAS returns in its order: C order for a @ b
+    (x, tx), (y, ty) = _fortran_operand(b.T), _fortran_operand(a.T)
+    return gemm(1.0, x, y, trans_a=tx, trans_b=ty).T
+
+
+def _matmul(a, b):
+    """``a @ b`` with the current context's BLAS (numpy's unless
+    :func:`scipy_blas_products`)."""
+    return _products.get()(a, b)
+
 
 #: With unit strides, the im2col matrix of one chunk of the batch stays within about
 #: this many bytes, so that the matrix product reads it from cache (4 to 8 MiB measured
@@ -155,7 +212,7 @@ def _shifted_corr(x, w, pad, dilation, num_groups):
     for start, stop in _chunks(batch, cg * len(shifts) * span * xp.itemsize):
         for g in range(num_groups):
             cols = _shifted_cols(xf[start:stop, g * cg:(g + 1) * cg], shifts, span)
-            part = (w[g * fg:(g + 1) * fg].reshape(fg, -1) @ cols).reshape(fg, -1, span)
+            part = _matmul(w[g * fg:(g + 1) * fg].reshape(fg, -1), cols).reshape(fg, -1, span)
             y[start:stop, g * fg:(g + 1) * fg] = _grid(part, padded, out).swapaxes(0, 1)
     return y
 
@@ -180,7 +237,7 @@ def _shifted_corr_grad_weights(x, dy, filter_size, pad, dilation, num_groups):
     for start, stop in _chunks(batch, cg * len(shifts) * span * xp.itemsize):
         for g in range(num_groups):
             cols = _shifted_cols(xf[start:stop, g * cg:(g + 1) * cg], shifts, span)
-            dw[g] += _widened(dy[start:stop, g * fg:(g + 1) * fg], padded, span) @ cols.T
+            dw[g] += _matmul(_widened(dy[start:stop, g * fg:(g + 1) * fg], padded, span), cols.T)
     return dw.reshape((num_filters, cg) + tuple(filter_size))
 
 
@@ -196,7 +253,7 @@ def _shifted_corr_grad_inputs(w, dy, input_size, pad, dilation, num_groups):
     for start, stop in _chunks(batch, cg * len(shifts) * span * dxp.itemsize):
         for g in range(num_groups):
             wide = _widened(dy[start:stop, g * fg:(g + 1) * fg], padded, span)
-            parts = (w[g * fg:(g + 1) * fg].reshape(fg, -1).T @ wide).reshape(
+            parts = _matmul(w[g * fg:(g + 1) * fg].reshape(fg, -1).T, wide).reshape(
                 cg, len(shifts), stop - start, span)
             target = dxp[start:stop, g * cg:(g + 1) * cg]
             for k, shift in enumerate(shifts):
@@ -222,7 +279,7 @@ def corr(x, w, stride, pad, dilation, num_groups):
     y = np.empty((batch, num_filters) + out, dtype=np.result_type(x, w))
     for g in range(num_groups):
         cols = _im2col(win[:, g * cg:(g + 1) * cg], nd)
-        part = cols @ w[g * fg:(g + 1) * fg].reshape(fg, -1).T  # (B * P, Fg)
+        part = _matmul(cols, w[g * fg:(g + 1) * fg].reshape(fg, -1).T)  # (B * P, Fg)
         y[:, g * fg:(g + 1) * fg] = np.moveaxis(part.reshape((batch,) + out + (fg,)), -1, 1)
     return y
 
@@ -247,7 +304,7 @@ def corr_grad_weights(x, dy, filter_size, stride, pad, dilation, num_groups):
     for g in range(num_groups):
         cols = _im2col(win[:, g * cg:(g + 1) * cg], nd)
         dy2 = _positions_by_filters(dy[:, g * fg:(g + 1) * fg])
-        dw[g * fg:(g + 1) * fg] = (dy2.T @ cols).reshape((fg, cg) + tuple(filter_size))
+        dw[g * fg:(g + 1) * fg] = _matmul(dy2.T, cols).reshape((fg, cg) + tuple(filter_size))
     return dw
 
 
@@ -278,7 +335,7 @@ def corr_grad_inputs(w, dy, input_size, stride, pad, dilation, num_groups):
     for g in range(num_groups):
         dy2 = _positions_by_filters(dy[:, g * fg:(g + 1) * fg])
         # Every window's contribution, (B, *out, Cg, *fs), then scattered back.
-        cols = (dy2 @ w[g * fg:(g + 1) * fg].reshape(fg, -1)).reshape(
+        cols = _matmul(dy2, w[g * fg:(g + 1) * fg].reshape(fg, -1)).reshape(
             (batch,) + tuple(out) + (cg,) + tuple(filter_size))
         target = dxp[:, g * cg:(g + 1) * cg]
         for k in itertools.product(*(range(n) for n in filter_size)):

@@ -11,6 +11,10 @@ cached, and is compiled again on every run.
 numba is imported inside the functions: this module is only loaded once PyTensor's
 Numba backend is (see ``_backends``).
 """
+import inspect
+import zlib
+
+from . import _kernels
 from .conv import Corr, CorrGradInputs, CorrGradWeights
 from .pool import AveragePoolGrad, MaxPoolGrad, MaxPoolGradGrad, Pool
 
@@ -19,8 +23,9 @@ __all__ = ["register"]
 _OPS = (Corr, CorrGradInputs, CorrGradWeights, Pool, MaxPoolGrad, AveragePoolGrad,
         MaxPoolGradGrad)
 
-#: Part of the cache key: bump it when the generated function changes.
-_CACHE_VERSION = 2
+#: Part of the cache key, with a checksum of :func:`_funcify_perform`'s source (see
+#: :func:`_cache_version`).
+_CACHE_VERSION = 3
 
 
 def _funcify_perform(op, node, **kwargs):
@@ -39,7 +44,8 @@ def _funcify_perform(op, node, **kwargs):
 
     def call_perform(*inputs):
         storage = [[None]]
-        op.perform(None, list(inputs), storage)
+        with _kernels.scipy_blas_products():  # the BLAS the compiled graph uses
+            op.perform(None, list(inputs), storage)
         return storage[0][0]
 
     def perform(*inputs):
@@ -48,7 +54,22 @@ def _funcify_perform(op, node, **kwargs):
         return result
 
     perform.__name__ = perform.__qualname__ = f"forge_{type(op).__name__.lower()}"
-    return numba_njit(perform), _CACHE_VERSION
+    return numba_njit(perform), _cache_version()
+
+
+def _cache_version():
+    """The int PyTensor adds to each op's cache key: :data:`_CACHE_VERSION` and a
+    checksum of :func:`_funcify_perform`'s source.
+
+    Numba's cache keeps the object-mode body (``call_perform``) as it was compiled, so
+    without the checksum an edited body (or an upgraded forge) would keep running the
+    cached old one until someone remembered to bump the version.
+    """
+    try:
+        source = inspect.getsource(_funcify_perform)
+    except (OSError, TypeError):  # no source shipped: the version alone
+        return _CACHE_VERSION
+    return _CACHE_VERSION << 32 | zlib.crc32(source.encode())
 
 
 def register():

@@ -9,7 +9,7 @@ import pytensor
 import pytensor.tensor as T
 import pytest
 
-from forge.ops import conv, pool
+from forge.ops import _kernels, conv, pool
 
 from .helpers import assert_close, compile_fn
 
@@ -31,14 +31,25 @@ def conv_pool_data():
 
 
 @pytest.mark.slow  # compiles with Numba: a few seconds on a cold cache
-def test_numba_default_mode_runs_conv_pool_gradients():
+def test_numba_default_mode_runs_conv_pool_gradients(monkeypatch):
+    """Under Numba the ops multiply through scipy's BLAS, as the compiled graph does
+    (``_kernels.scipy_blas_products``); elsewhere through numpy's."""
+    calls = []
+
+    def counted(a, b, real=_kernels._scipy_matmul):
+        calls.append(a.shape)
+        return real(a, b)
+
+    monkeypatch.setattr(_kernels, "_scipy_matmul", counted)
     inputs, outputs = conv_pool_graph()
     data = conv_pool_data()
     expected = compile_fn(inputs, outputs, "FAST_COMPILE")(*data)
+    assert not calls
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = compile_fn(inputs, outputs, "NUMBA")(*data)
     assert not [w for w in caught if "object mode" in str(w.message)]
+    assert len(calls) >= 3  # the convolution and its two gradients
     for g, e in zip(got, expected):
         assert_close(g, e, "float32")
 

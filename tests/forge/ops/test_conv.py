@@ -136,6 +136,33 @@ class TestKernels:
         assert_close(_kernels.corr_grad_weights(x, dy, *args),
                      naive_corr_grad_weights(x, dy, *args))
 
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    @pytest.mark.parametrize("order_a, order_b", [("C", "C"), ("F", "C"), ("C", "F"),
+                                                  ("F", "F"), ("strided", "C")])
+    def test_scipy_blas_products_match_numpy(self, dtype, order_a, order_b):
+        rng = np.random.default_rng(3)
+
+        def operand(shape, order):
+            m = rng.standard_normal((shape[0], 2 * shape[1])).astype(dtype)[:, ::2]
+            return m if order == "strided" else np.asarray(m, order=order)
+
+        a, b = operand((5, 7), order_a), operand((7, 4), order_b)
+        got = _kernels._scipy_matmul(a, b)
+        assert got.dtype == a.dtype and got.shape == (5, 4) and got.flags.c_contiguous
+        assert_close(got, a @ b, dtype)
+
+    def test_scipy_blas_products_apply_within_the_context_only(self):
+        config = CASES["2d-unit-stride-groups"]
+        x, w, _ = arrays(config, 2, "float32")
+        expected = _kernels.corr(x, w, *config["settings"])
+        assert _kernels._products.get() is np.matmul
+        with _kernels.scipy_blas_products():
+            assert _kernels._products.get() is _kernels._scipy_matmul
+            assert_close(_kernels.corr(x, w, *config["settings"]), expected, "float32")
+        assert _kernels._products.get() is np.matmul
+        # mixed dtypes and other ranks fall back to numpy
+        assert _kernels._scipy_matmul(np.ones((2, 3), "float32"), np.ones(3)).dtype == "float64"
+
     @pytest.mark.parametrize("settings", [
         ((1, 1), ((1, 0), (2, 1)), (1, 2), 2),  # unit strides: the shifted im2col
         ((2, 1), ((1, 0), (2, 1)), (1, 2), 2),
