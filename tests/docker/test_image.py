@@ -150,16 +150,25 @@ def test_image_serves_digits_unprivileged_without_pytensor(image):
     _run("buildah", "from", "--name", container, image)
     server = None
     try:
-        def run_in(*command, env=()):
+        def run_in(*command, env=(), attempts=3):
+            """``command`` in the container; a failed ``buildah run`` is tried again
+            (under a loaded CI machine one once exited 1 with no output at all)."""
             flags = [f"--env={e}" for e in env]
-            return _run("buildah", "run", "--isolation", "chroot", *flags, container, "--",
-                        *command, check=False)
+            for _ in range(attempts):
+                result = _run("buildah", "run", "--isolation", "chroot", *flags, container,
+                              "--", *command, check=False)
+                if result.returncode == 0:
+                    break
+                time.sleep(1)
+            return result
 
         # The environment the server runs in: non-root, no training stack, warm numba.
-        assert run_in("id", "-u").stdout.strip() != "0"
+        user = run_in("id", "-u")
+        assert user.returncode == 0 and user.stdout.strip() not in ("", "0"), user
         probe = run_in("python", "-c", "import importlib.util as u, json; print(json.dumps("
                        "{m: u.find_spec(m) is not None for m in ('pytensor', 'forge', "
                        "'numba', 'runtime', 'service')}))")
+        assert probe.returncode == 0, probe
         assert json.loads(probe.stdout) == {"pytensor": False, "forge": False, "numba": True,
                                             "runtime": True, "service": True}, probe
         warm = run_in("python", "-m", "runtime.kernels.warm", env=["NUMBA_DEBUG_CACHE=1"])
