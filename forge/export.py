@@ -334,7 +334,7 @@ def _describe_transposed_conv(layer, where):
     # a null entry (an input axis of free size): the runtime computes the smallest size
     config.update(stride=_ints(layer.stride),
                   crop=_pairs(_pad_pairs(layer.crop, layer.filter_size)),
-                  output_size=[None if s is None else int(s) for s in layer.output_shape[2:]])
+                  output_size=_shape(layer.output_shape[2:]))
     return config, {"W": layer.W, "b": layer.b}
 
 
@@ -571,6 +571,18 @@ def _incoming(layer):
     return layer.input_layers if isinstance(layer, L.MergeLayer) else [layer.input_layer]
 
 
+def _shape(shape):
+    """A shape as a JSON list: ints, and null for a free axis."""
+    return [None if s is None else int(s) for s in shape]
+
+
+def _entry(layer, names, type_name, config, param_keys):
+    """The manifest entry of ``layer`` (``names``: every layer's name in its graph)."""
+    return {"name": names[layer], "type": type_name,
+            "inputs": [names[i] for i in _incoming(layer)], "config": config,
+            "params": param_keys, "output_shape": _shape(layer.output_shape)}
+
+
 def _describe_subnetwork(layer, attr, where):
     """A CustomRecurrentLayer network as nested layer entries, and the parameters they
     name (``<attr>.<sub-layer>.<param>``, parameters of the recurrent layer)."""
@@ -589,10 +601,7 @@ def _describe_subnetwork(layer, attr, where):
             refs[pname] = None if expr is None else f"{attr}.{name}.{pname}"
             if expr is not None:
                 params[refs[pname]] = expr
-        entries.append({
-            "name": name, "type": type_name, "inputs": [names[i] for i in _incoming(sub)],
-            "config": config, "params": refs,
-            "output_shape": [None if s is None else int(s) for s in sub.output_shape]})
+        entries.append(_entry(sub, names, type_name, config, refs))
     return entries, params
 
 
@@ -832,15 +841,10 @@ def build_bundle(layer_or_layers, metadata=None):
                 arrays[key] = value
                 by_digest[digest] = key
             param_keys[pname] = by_digest[digest]
-        entries.append({
-            "name": name, "type": type_name, "inputs": [names[i] for i in _incoming(layer)],
-            "config": config, "params": param_keys,
-            "output_shape": [None if s is None else int(s) for s in layer.output_shape],
-        })
+        entries.append(_entry(layer, names, type_name, config, param_keys))
 
     def spec(layer, dt):
-        return {"name": names[layer], "dtype": dt,
-                "shape": [None if s is None else int(s) for s in layer.output_shape]}
+        return {"name": names[layer], "dtype": dt, "shape": _shape(layer.output_shape)}
 
     manifest = {
         "format": "forge-bundle",
