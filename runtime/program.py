@@ -285,7 +285,8 @@ def _compile_instruction(ins, slots):
     _want(isinstance(ins, dict) and set(ins) == {"op", "inputs", "attrs", "dtype"},
           "an instruction is an object with keys op, inputs, attrs and dtype", ins)
     name, refs, attrs, dtype = ins["op"], ins["inputs"], ins["attrs"], ins["dtype"]
-    _want(isinstance(name, str) and name in OPS, f"unknown op; known: {', '.join(sorted(OPS))}", name)
+    _want(isinstance(name, str) and name in OPS,
+          f"unknown op; known: {', '.join(sorted(OPS))}", name)
     function, (low, high), checks = OPS[name]
     _want(dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}", dtype)
     _want(isinstance(refs, list) and all(_is_int(r, 0) and r < slots for r in refs),

@@ -194,8 +194,8 @@ class _Network:
             where = f"{what} layer {name!r}"
             check(name not in self.layers, f"{where} is defined twice")
             for source in entry["inputs"]:
-                check(isinstance(source, str) and source in self.layers, f"{where} reads {source!r:.60}, which is not "
-                                             f"an earlier layer of {what}")
+                check(isinstance(source, str) and source in self.layers,
+                      f"{where} reads {source!r:.60}, which is not an earlier layer of {what}")
             for key in refs.values():
                 check(key is None or (isinstance(key, str) and key in params),
                       f"{where}: parameter refers to "

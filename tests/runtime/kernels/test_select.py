@@ -19,27 +19,27 @@ from ..helpers import BundleBuilder
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
-def conv_builder():
+def _conv_builder(channels, side, filters, weight):
+    """A bundle of one 3x3 convolution (rectify) of ``filters`` over a ``channels`` x
+    ``side`` x ``side`` input, every weight ``weight``."""
     b = BundleBuilder()
-    x = b.input("x", [None, 1, 5, 5])
+    x = b.input("x", [None, channels, side, side])
     b.layer("Conv2DLayer", [x], {
-        "num_filters": 2, "filter_size": [3, 3], "stride": [1, 1], "pad": [[0, 0], [0, 0]],
-        "dilation": [1, 1], "num_groups": 1, "untie_biases": False, "flip_filters": True,
-        "nonlinearity": {"name": "rectify"}}, {"W": np.ones((2, 1, 3, 3), np.float32),
-                                               "b": None}, shape=[None, 2, 3, 3], name="conv")
+        "num_filters": filters, "filter_size": [3, 3], "stride": [1, 1],
+        "pad": [[0, 0], [0, 0]], "dilation": [1, 1], "num_groups": 1, "untie_biases": False,
+        "flip_filters": True, "nonlinearity": {"name": "rectify"}},
+        {"W": np.full((filters, channels, 3, 3), weight, np.float32), "b": None},
+        shape=[None, filters, side - 2, side - 2], name="conv")
     return b
+
+
+def conv_builder():
+    return _conv_builder(1, 5, 2, 1.0)
 
 
 def readme_conv2_builder():
     """The README CNN's second convolution: 12.5 million multiply-adds a sample."""
-    b = BundleBuilder()
-    x = b.input("x", [None, 64, 26, 26])
-    b.layer("Conv2DLayer", [x], {
-        "num_filters": 32, "filter_size": [3, 3], "stride": [1, 1], "pad": [[0, 0], [0, 0]],
-        "dilation": [1, 1], "num_groups": 1, "untie_biases": False, "flip_filters": True,
-        "nonlinearity": {"name": "rectify"}}, {"W": np.full((32, 64, 3, 3), 0.01, np.float32),
-                                               "b": None}, shape=[None, 32, 24, 24], name="conv")
-    return b
+    return _conv_builder(64, 26, 32, 0.01)
 
 
 def block_numba(monkeypatch):
