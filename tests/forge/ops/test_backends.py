@@ -54,6 +54,26 @@ def test_numba_default_mode_runs_conv_pool_gradients(monkeypatch):
         assert_close(g, e, "float32")
 
 
+def test_numba_cache_key_follows_the_wrapper_source(monkeypatch):
+    """Numba's cache keeps the object-mode body as compiled: an edited wrapper must get
+    a new key, and without sources the plain version is used."""
+    import inspect
+
+    from forge.ops import _numba
+
+    key = _numba._cache_version()
+    assert key >> 32 == _numba._CACHE_VERSION
+    real = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda f: real(f) + "# edited\n")
+    assert _numba._cache_version() not in (key, _numba._CACHE_VERSION)
+
+    def no_source(f):
+        raise OSError("no source")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    assert _numba._cache_version() == _numba._CACHE_VERSION
+
+
 def test_every_op_has_a_numba_cache_key():
     from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
 
