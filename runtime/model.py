@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import bundle
+from . import bundle, kernels
 from .errors import BundleError, InputError
 from .layers import layer_class
 
@@ -229,6 +229,26 @@ class Model:
         values = self._execute(self._check_feeds(feeds, steps.inputs), steps)
         return {name: values[name] if values[name].flags.writeable else values[name].copy()
                 for name in names}
+
+    def warm_up(self):
+        """Run every layer once on zeros (each free axis of size 1), so that the first
+        real call pays for nothing but its own work.
+
+        Under ``FORGE_KERNELS=auto`` with numba installed, small calls run numpy's
+        kernels and large ones import numba on the first call and load (or, on a CPU
+        its cache was not built for, compile) each kernel then: hundreds of
+        milliseconds, or seconds, inside someone's request. This run goes through
+        numba's kernels for every layer that has them
+        (:func:`runtime.kernels.numba_for_every_call`), so all of that happens here;
+        a model without convolution or pooling imports nothing. The service calls it
+        before a model serves.
+
+        >>> model.warm_up()                              # doctest: +SKIP
+        """
+        feeds = {spec.name: np.zeros([1 if n is None else n for n in spec.shape], spec.dtype)
+                 for spec in self._inputs}
+        with kernels.numba_for_every_call():
+            self.run(feeds, outputs=list(self._layers))
 
     def _execute(self, values, steps):
         """Run ``steps`` (see :meth:`_steps`) on ``values`` (the converted feeds by input

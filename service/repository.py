@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 import runtime
 
 __all__ = [
@@ -176,12 +174,9 @@ def find_bundles(path: Path) -> list[Path]:
 
 
 def warm_up(model: runtime.Model) -> None:
-    """Run ``model`` once on zeros (free axes of size 1), compiling any lazy kernels."""
-    feeds = {
-        spec.name: np.zeros([1 if size is None else size for size in spec.shape], spec.dtype)
-        for spec in model.inputs
-    }
-    model.run(feeds)
+    """Run ``model`` once on zeros before it serves: :meth:`runtime.Model.warm_up`, which
+    also imports numba and loads the kernels that large requests will use."""
+    model.warm_up()
 
 
 def _signature(path: Path) -> tuple[int, ...]:

@@ -20,8 +20,12 @@ kernels (convolution, pooling) is built (:func:`layer_kernels`):
 numba's import and set-up (about 0.35 s, and seconds more to compile with an empty
 cache) never happen on ``import runtime``. Under ``auto`` a process that only makes
 small predictions (a batch-1 CNN) never pays for them, and one that makes large ones
-pays once, on its first large call. The names below are the numpy kernels.
+pays once, on its first large call, unless it warms the model first
+(:meth:`runtime.Model.warm_up`, which runs it once inside :func:`numba_for_every_call`:
+the service does so before a model serves). The names below are the numpy kernels.
 """
+import contextlib
+import contextvars
 import importlib.util
 import os
 import threading
@@ -35,7 +39,7 @@ from ._numpy import (
 )
 
 __all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "select", "layer_kernels", "requested",
-           "numba_installed"] + _numpy.__all__
+           "numba_installed", "numba_for_every_call"] + _numpy.__all__
 
 ENV_VAR = "FORGE_KERNELS"
 CHOICES = ("auto", "numpy", "numba")
@@ -49,6 +53,29 @@ CHOICES = ("auto", "numpy", "numba")
 AUTO_MIN_WORK = 2**24
 
 _auto_failed = threading.Event()  # numba is installed but would not load: stop trying
+
+#: True within :func:`numba_for_every_call` (per thread and per asyncio task).
+_every_call = contextvars.ContextVar("forge_numba_for_every_call", default=False)
+
+
+@contextlib.contextmanager
+def numba_for_every_call():
+    """Within this context (in this thread), layers under ``FORGE_KERNELS=auto`` run
+    numba's kernel for every call, small ones included, importing numba on the first.
+
+    One small prediction in this context imports numba and compiles (or loads from
+    numba's cache) every kernel signature the model's large calls will use: the
+    signatures depend on dtypes and layouts, not on the batch size. Under ``numpy`` or
+    ``numba``, and without numba installed, it changes nothing.
+
+    >>> with numba_for_every_call():
+    ...     pass
+    """
+    token = _every_call.set(True)
+    try:
+        yield
+    finally:
+        _every_call.reset(token)
 
 
 def requested():

@@ -2,7 +2,8 @@
 
 A call whose work is below :data:`runtime.kernels.AUTO_MIN_WORK` runs numpy's kernel, a
 larger one numba's, importing numba on the first such call (``runtime.kernels.select``,
-which falls back to numpy with a warning when numba will not import). The choice depends
+which falls back to numpy with a warning when numba will not import); within
+``runtime.kernels.numba_for_every_call`` every call runs numba's. The choice depends
 on the call's shapes only, so it is the same in every process and every thread.
 """
 import math
@@ -18,10 +19,11 @@ __all__ = list(_numpy.__all__)
 
 
 def _kernels(work):
-    """The kernel module for a call of ``work`` multiply-adds or comparisons."""
-    from . import AUTO_MIN_WORK, select
+    """The kernel module for a call of ``work`` multiply-adds or comparisons (numba's,
+    whatever the work, within ``runtime.kernels.numba_for_every_call``)."""
+    from . import AUTO_MIN_WORK, _every_call, select
 
-    return _numpy if work < AUTO_MIN_WORK else select()
+    return _numpy if work < AUTO_MIN_WORK and not _every_call.get() else select()
 
 
 def conv_work(x, W):

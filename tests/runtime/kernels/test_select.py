@@ -130,6 +130,25 @@ class TestLayerKernels:
         _auto.conv(x, W)
         assert picked == [expected]
 
+    def test_every_call_goes_to_numba_within_the_context(self, monkeypatch):
+        """``numba_for_every_call`` sends a batch-1 call (below AUTO_MIN_WORK) to numba's
+        kernel, in this thread only, and only until the context ends."""
+        picked = []
+        for module in (_numpy, _numba):
+            def spy(*args, module=module, **kwargs):
+                picked.append(module.__name__.rsplit(".", 1)[1])
+                return np.zeros(1)
+            monkeypatch.setattr(module, "conv", spy)
+        monkeypatch.setattr(kernels, "select", lambda: _numba)
+        x, W = np.zeros((1, 64, 26, 26), np.float32), np.zeros((32, 64, 3, 3), np.float32)
+        with kernels.numba_for_every_call():
+            _auto.conv(x, W)
+            other = threading.Thread(target=_auto.conv, args=(x, W))
+            other.start()
+            other.join()
+        _auto.conv(x, W)
+        assert picked == ["_numba", "_numpy", "_numpy"]
+
     def test_auto_pools_by_the_work(self, monkeypatch):
         monkeypatch.setattr(kernels, "AUTO_MIN_WORK", 100)
         monkeypatch.setattr(kernels, "select", lambda: pytest.fail("small pool went to numba"))
@@ -172,6 +191,38 @@ class TestNumbaLoadsLazily:
         code = (f"import runtime, numpy as np\nm = runtime.load({str(path)!r})\n"
                 f"y = m(np.ones(({batch}, 64, 26, 26)))\nassert y.shape == ({batch}, 32, 24, 24)")
         assert ("numba" in modules_after(code, FORGE_KERNELS=value)) is loaded
+
+
+    @pytest.mark.parametrize("builder", [readme_conv2_builder, conv_builder])
+    def test_warm_up_loads_every_kernel_a_large_call_needs(self, tmp_path, builder):
+        """``auto``: after ``Model.warm_up`` (batch 1), numba is imported and a batch-64
+        call compiles or loads no kernel signature that the warm-up did not."""
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        path = builder().write(tmp_path / "conv.npz")
+        code = (
+            "import runtime, numpy as np\n"
+            f"m = runtime.load({str(path)!r})\n"
+            "m.warm_up()\n"
+            "import sys\nassert 'numba' in sys.modules, 'warm-up did not import numba'\n"
+            "from runtime.kernels import _numba\n"
+            "def signatures():\n"
+            "    return {n: len(getattr(_numba, n).signatures) for n in _numba._KERNELS}\n"
+            "before = signatures()\n"
+            "assert sum(before.values()), 'warm-up compiled no kernel'\n"
+            "spec = m.inputs[0]\n"
+            "m(np.ones((64,) + spec.shape[1:], np.float32))\n"
+            "assert signatures() == before, (before, signatures())\n")
+        assert "numba" in modules_after(code, FORGE_KERNELS="auto")
+
+    def test_warm_up_of_a_model_without_convolutions_imports_nothing(self, tmp_path):
+        b = BundleBuilder()
+        x = b.input("x", [None, 3])
+        b.layer("DenseLayer", [x], {"num_units": 2, "num_leading_axes": 1,
+                                    "nonlinearity": {"name": "rectify"}},
+                {"W": np.ones((3, 2), np.float32), "b": None}, shape=[None, 2], name="d")
+        path = b.write(tmp_path / "dense.npz")
+        code = f"import runtime\nruntime.load({str(path)!r}).warm_up()"
+        assert "numba" not in modules_after(code, FORGE_KERNELS="auto")
 
 
 def test_a_conv_model_runs_the_same_without_numba(tmp_path):
