@@ -3,8 +3,8 @@
 A call whose work is below :data:`runtime.kernels.AUTO_MIN_WORK` runs numpy's kernel, a
 larger one numba's, importing numba on the first such call (``runtime.kernels.select``,
 which falls back to numpy with a warning when numba will not import); within
-``runtime.kernels.numba_for_every_call`` every call runs numba's. The choice depends
-on the call's shapes only, so it is the same in every process and every thread.
+``runtime.kernels.numba_for_every_call`` every call runs numba's. Outside it the choice
+depends on the call's shapes only, so it is the same in every process and every thread.
 """
 import math
 

@@ -192,7 +192,6 @@ class TestNumbaLoadsLazily:
                 f"y = m(np.ones(({batch}, 64, 26, 26)))\nassert y.shape == ({batch}, 32, 24, 24)")
         assert ("numba" in modules_after(code, FORGE_KERNELS=value)) is loaded
 
-
     @pytest.mark.parametrize("builder", [readme_conv2_builder, conv_builder])
     def test_warm_up_loads_every_kernel_a_large_call_needs(self, tmp_path, builder):
         """``auto``: after ``Model.warm_up`` (batch 1), numba is imported and a batch-64
