@@ -8,12 +8,17 @@ of ``y``'s shape) or of a ``flatten`` after a pooling (a ``Reshape`` to its shap
 fail to compile. So for the JAX backend only, while the shape feature is still
 attached, every use of one of those expressions is pointed back at ``Shape_i`` of
 the op's output, which JAX reads off the array.
+
+PyTensor's own ``Reshape`` is treated the same way: ``flatten`` reshapes to
+``(..., -1)``, whose inferred last size is a product of input sizes, and the gradient
+of a reduction over the result (``GlobalPoolLayer``) or of a later reshape
+(``Upscale3DLayer``, ``NINLayer``, ``TransformerLayer``) allocates with it.
 """
 from pytensor.compile import optdb
 from pytensor.graph.fg import Output
 from pytensor.graph.rewriting.basic import GraphRewriter
 from pytensor.graph.traversal import ancestors
-from pytensor.tensor.shape import Shape_i
+from pytensor.tensor.shape import Reshape, Shape_i
 
 from .conv import Corr, CorrGradInputs, CorrGradWeights
 from .pool import AveragePoolGrad, MaxPoolGrad, MaxPoolGradGrad, Pool
@@ -21,11 +26,12 @@ from .pool import AveragePoolGrad, MaxPoolGrad, MaxPoolGradGrad, Pool
 __all__ = []
 
 _OPS = (Corr, CorrGradInputs, CorrGradWeights, Pool, MaxPoolGrad, AveragePoolGrad,
-        MaxPoolGradGrad)
+        MaxPoolGradGrad, Reshape)
 
 
 class ShapesFromOutputs(GraphRewriter):
-    """Replace the inferred shapes of the ops' outputs by ``Shape_i`` of the outputs."""
+    """Replace the inferred shapes of the ops' (and reshapes') outputs by ``Shape_i`` of
+    the outputs."""
 
     def apply(self, fgraph):
         shape_feature = getattr(fgraph, "shape_feature", None)
