@@ -95,19 +95,36 @@ CASES = {
 @pytest.mark.parametrize("batch", [None, 4], ids=["open batch", "fixed batch"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_loss_and_gradients_match_fast_compile(name, batch):
-    check_against_fast_compile(name, batch, deterministic=True)
+    check_against_fast_compile(name, *CASES[name], batch, deterministic=True)
 
 
 @pytest.mark.filterwarnings("ignore:Explicitly requested dtype:UserWarning")
 @pytest.mark.parametrize("name", ["batch_norm", "dropout"])
 def test_training_mode_matches_fast_compile(name):
     """Batch statistics (batch_norm) and a dropout of 0 in the training pass."""
-    check_against_fast_compile(name, 4, deterministic=False)
+    check_against_fast_compile(name, *CASES[name], 4, deterministic=False)
 
 
-def check_against_fast_compile(name, batch, deterministic):
+def _conv_recurrence(l):
+    in_to_hid = L.Conv2DLayer(L.InputLayer((None, 2, 5, 5)), 3, 3, pad="same")
+    hid_to_hid = L.Conv2DLayer(L.InputLayer((None, 3, 5, 5)), 3, 3, pad="same")
+    return L.CustomRecurrentLayer(l, in_to_hid, hid_to_hid, only_return_final=True)
+
+
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype:UserWarning")
+def test_convolutional_recurrence_with_a_fixed_batch():
+    """CustomRecurrentLayer over convolutions: the filters' gradient inside the scan
+    needs the filter size as constants (the conv layers state W's shape). With the batch
+    size left open it does not compile on JAX (the scan's state is allocated with a
+    traced batch size): docs/gpu.md asks for a fixed batch."""
+    check_against_fast_compile("convolutional recurrence", (4, 2, 5, 5), _conv_recurrence, 4,
+                               deterministic=True)
+
+
+def check_against_fast_compile(name, item_shape, build, batch, deterministic):
+    """Build ``InputLayer((batch, *item_shape))`` -> ``build`` -> dense softmax, and
+    compare the loss and its parameter gradients on JAX with FAST_COMPILE's."""
     jax_or_skip()
-    item_shape, build = CASES[name]
     forge.random.set_rng(np.random.RandomState(0))
     l_in = L.InputLayer((batch,) + item_shape)
     l_out = L.DenseLayer(build(l_in), 3, nonlinearity=NL.softmax)
