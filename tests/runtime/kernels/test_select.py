@@ -48,6 +48,19 @@ def block_numba(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)
 
 
+def spy_on_conv(monkeypatch):
+    """Replace numpy's and numba's ``conv`` by spies (``auto`` selecting numba without
+    loading it); returns the list of the kernel modules' names they are called in."""
+    picked = []
+    for module in (_numpy, _numba):
+        def spy(*args, module=module, **kwargs):
+            picked.append(module.__name__.rsplit(".", 1)[1])
+            return np.zeros(1)
+        monkeypatch.setattr(module, "conv", spy)
+    monkeypatch.setattr(kernels, "select", lambda: _numba)
+    return picked
+
+
 class TestSelect:
     @pytest.mark.parametrize("value", ["numpy", " NumPy "])
     def test_numpy_when_asked(self, monkeypatch, value):
@@ -118,13 +131,7 @@ class TestLayerKernels:
     @pytest.mark.parametrize("batch, expected", [(1, "_numpy"), (3, "_numba")])
     def test_auto_picks_by_the_work(self, monkeypatch, batch, expected):
         """12.5 million multiply-adds a sample: batch 1 is below AUTO_MIN_WORK, 3 above."""
-        picked = []
-        for module in (_numpy, _numba):
-            def spy(*args, module=module, **kwargs):
-                picked.append(module.__name__.rsplit(".", 1)[1])
-                return np.zeros(1)
-            monkeypatch.setattr(module, "conv", spy)
-        monkeypatch.setattr(kernels, "select", lambda: _numba)
+        picked = spy_on_conv(monkeypatch)
         x, W = np.zeros((batch, 64, 26, 26), np.float32), np.zeros((32, 64, 3, 3), np.float32)
         assert (_auto.conv_work(x, W) >= kernels.AUTO_MIN_WORK) == (batch > 1)
         _auto.conv(x, W)
@@ -133,13 +140,7 @@ class TestLayerKernels:
     def test_every_call_goes_to_numba_within_the_context(self, monkeypatch):
         """``numba_for_every_call`` sends a batch-1 call (below AUTO_MIN_WORK) to numba's
         kernel, in this thread only, and only until the context ends."""
-        picked = []
-        for module in (_numpy, _numba):
-            def spy(*args, module=module, **kwargs):
-                picked.append(module.__name__.rsplit(".", 1)[1])
-                return np.zeros(1)
-            monkeypatch.setattr(module, "conv", spy)
-        monkeypatch.setattr(kernels, "select", lambda: _numba)
+        picked = spy_on_conv(monkeypatch)
         x, W = np.zeros((1, 64, 26, 26), np.float32), np.zeros((32, 64, 3, 3), np.float32)
         with kernels.numba_for_every_call():
             _auto.conv(x, W)
