@@ -10,8 +10,33 @@ Forge computes in float32 like a Lasagne user's ``floatX=float32`` setup: on imp
 sets ``pytensor.config.floatX = "float32"`` unless ``PYTENSOR_FLAGS`` names ``floatX``.
 """
 import os
+import warnings
 
 import pytensor
+
+#: The PyTensor versions forge is tested with (``pyproject.toml`` requires them).
+SUPPORTED_PYTENSOR = ((3, 0, 7), (3, 1))
+
+
+def _check_pytensor(version):
+    """Warn unless ``version`` (a PyTensor version string) is in
+    :data:`SUPPORTED_PYTENSOR`: ``[first, last)``."""
+    try:
+        found = tuple(int(part) for part in version.split("+")[0].split(".")[:3])
+    except ValueError:
+        found = None
+    low, high = SUPPORTED_PYTENSOR
+    if found is None or not low <= found < high:
+        warnings.warn(
+            f"forge is tested with PyTensor >= {'.'.join(map(str, low))}, < "
+            f"{'.'.join(map(str, high))}; this is PyTensor {version}. Other versions "
+            "differ in the graph rewrites that forge.export and the JAX backend rely on "
+            "(PyTensor 3.3 fails parts of forge's suite). Install "
+            f"'pytensor>={'.'.join(map(str, low))},<{'.'.join(map(str, high))}'.",
+            stacklevel=3)
+
+
+_check_pytensor(pytensor.__version__)
 
 if "floatx" not in os.environ.get("PYTENSOR_FLAGS", "").lower():
     pytensor.config.floatX = "float32"
