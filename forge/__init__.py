@@ -15,7 +15,7 @@ import warnings
 import pytensor
 
 #: The PyTensor versions forge is tested with (``pyproject.toml`` requires them).
-SUPPORTED_PYTENSOR = ((3, 0, 7), (3, 1))
+SUPPORTED_PYTENSOR = ((3, 0, 7), (3, 4))
 
 
 def _check_pytensor(version):
@@ -27,12 +27,11 @@ def _check_pytensor(version):
         found = None
     low, high = SUPPORTED_PYTENSOR
     if found is None or not low <= found < high:
+        requirement = "pytensor>={},<{}".format(*(".".join(map(str, v)) for v in (low, high)))
         warnings.warn(
-            f"forge is tested with PyTensor >= {'.'.join(map(str, low))}, < "
-            f"{'.'.join(map(str, high))}; this is PyTensor {version}. Other versions "
-            "differ in the graph rewrites that forge.export and the JAX backend rely on "
-            "(PyTensor 3.3 fails parts of forge's suite). Install "
-            f"'pytensor>={'.'.join(map(str, low))},<{'.'.join(map(str, high))}'.",
+            f"forge is tested with {requirement}; this is PyTensor {version}. Other "
+            "versions differ in the APIs and graph rewrites that forge's ops, "
+            f"forge.export and the JAX backend rely on. Install '{requirement}'.",
             stacklevel=3)
 
 

@@ -76,6 +76,9 @@ _SCALAR = {getattr(ps, cls): name for cls, name in {
 _REDUCE = {ps.Add: "sum", ps.Mul: "prod", ps.ScalarMaximum: "max", ps.ScalarMinimum: "min",
            ps.AND: "all", ps.OR: "any"}
 
+# Integer-vector indexing on the first axis; PyTensor 3.3 folded it into AdvancedSubtensor.
+_ADVANCED_SUBTENSOR1 = getattr(ts, "AdvancedSubtensor1", ())
+
 
 def _op_name(op):
     """The name a refusal shows: the scalar op inside Elemwise/CAReduce, the core op
@@ -216,9 +219,11 @@ def _lower_node(writer, node):
         if not all(isinstance(e, (int, list)) for e in index):
             raise _Unsupported(type(op).__name__)
         return writer.emit("subtensor", refs, out.dtype, {"index": index})
-    if isinstance(op, ts.AdvancedSubtensor1):
+    if isinstance(op, _ADVANCED_SUBTENSOR1):
         return writer.emit("subtensor", refs, out.dtype, {"index": [1]})
     if isinstance(op, tb.Join):
+        if getattr(op, "axis", None) is not None:  # PyTensor 3.3: the axis is the op's
+            return writer.emit("join", refs, out.dtype, {"axis": int(op.axis)})
         if not isinstance(node.inputs[0], Constant):
             raise _Unsupported("Join along a symbolic axis")
         return writer.emit("join", refs[1:], out.dtype, {"axis": int(node.inputs[0].data)})

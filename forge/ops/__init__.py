@@ -18,7 +18,6 @@ pool(input, pool_size, stride=None, pad=0, ignore_border=True, mode="max")
 conv_output_shape, pool_output_shape
     The matching shape arithmetic on ints and ``None``, for the layers.
 """
-from . import _rewrites  # noqa: F401  (registers a JAX-only rewrite)
 from ._backends import install as _install_backends
 from .conv import (
     Corr, CorrGradInputs, CorrGradWeights, conv, conv_output_shape, conv_transpose,
@@ -29,23 +28,6 @@ from .pool import (
 
 _install_backends()
 
-
-def _jax_mode_without_fusion():
-    """Take PyTensor's elementwise fusion out of its ``"JAX"`` mode.
-
-    Fusion wraps shape arithmetic (``time * batch`` for the reshape in a gradient) in
-    ``Composite`` nodes; under ``jax.jit`` their results are traced values, and a reshape
-    to a traced shape fails ("Shapes must be 1D sequences of concrete values"). XLA fuses
-    elementwise work itself, so the rewrite buys nothing there.
-    """
-    from pytensor.compile import mode
-
-    jax_mode = mode.predefined_modes.get("JAX")
-    if jax_mode is not None:
-        mode.predefined_modes["JAX"] = jax_mode.excluding("fusion")
-
-
-_jax_mode_without_fusion()
 
 __all__ = [
     "conv", "conv_transpose", "conv_output_shape", "pool", "pool_output_shape",

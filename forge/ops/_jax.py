@@ -6,6 +6,11 @@ the numpy kernels pad it, so the two paths agree on every setting. The max pooli
 gradient is written out rather than left to ``jax.vjp``, whose tie-breaking differs
 from Theano's (every tied maximum gets the gradient).
 
+Size arithmetic: PyTensor's own JAX implementations of elementwise ops, ``MakeVector``
+and ``ScalarFromTensor`` are wrapped so that a node computing scalars or vectors from
+untraced values (static shapes, constants) runs numpy's ``perform`` while tracing:
+JAX needs those sizes concrete (:func:`_numpy_when_concrete`).
+
 jax is imported inside the functions: this module is only loaded once PyTensor's JAX
 backend is (see ``_backends``).
 """
@@ -236,8 +241,56 @@ def _funcify_max_pool_grad_grad(op, node=None, **kwargs):
     return max_pool_grad_grad
 
 
+# ------------------------------------------------------- shape arithmetic
+
+def _shape_like(node):
+    """Whether ``node`` computes scalars or vectors only: sizes, the arithmetic on them
+    (``(n + pad - k) // s + 1``), the checks PyTensor adds and, once fusion has merged
+    them, the casts a mean divides by."""
+    return node is not None and all(getattr(out.type, "ndim", 0) <= 1 for out in node.outputs)
+
+
+def _numpy_when_concrete(funcify):
+    """Wrap ``funcify`` (PyTensor's JAX implementation of an op class) so that a
+    shape-like node computes with the op's numpy ``perform`` when no input is traced.
+
+    Under ``jax.jit`` every ``jax.numpy`` call is staged, constants included, so size
+    arithmetic on the arrays' static shapes (``Shape_i``) came out traced, and the JAX
+    backend needs concrete sizes wherever it allocates, reshapes, slices or splits.
+    Computed with numpy at trace time, the sizes stay Python values; a node with a
+    traced input (sizes of arrays the graph computes from data) keeps JAX's code.
+    """
+    def funcify_concrete(op, node=None, **kwargs):
+        jax_fn = funcify(op, node=node, **kwargs)
+        if not _shape_like(node):
+            return jax_fn
+        from jax.core import Tracer
+
+        def fn(*inputs):
+            if any(isinstance(value, Tracer) for value in inputs):
+                return jax_fn(*inputs)
+            storage = [[None] for _ in node.outputs]
+            # copies: an in-place elementwise op would write into the graph's constants
+            op.perform(node, [np.array(value) for value in inputs], storage)
+            results = [cell[0] for cell in storage]
+            return results[0] if len(results) == 1 else results
+
+        return fn
+
+    return funcify_concrete
+
+
+def _register_concrete_shapes(jax_funcify):
+    from pytensor.tensor.basic import MakeVector, ScalarFromTensor
+    from pytensor.tensor.elemwise import Elemwise
+
+    for cls in (Elemwise, MakeVector, ScalarFromTensor):
+        jax_funcify.register(cls)(_numpy_when_concrete(jax_funcify.dispatch(cls)))
+
+
 def register(jax_funcify):
     """Register every op's JAX implementation with PyTensor's ``jax_funcify``."""
+    _register_concrete_shapes(jax_funcify)
     jax_funcify.register(Corr)(_funcify_corr)
     jax_funcify.register(CorrGradInputs)(_funcify_corr_grad_inputs)
     jax_funcify.register(CorrGradWeights)(_funcify_corr_grad_weights)

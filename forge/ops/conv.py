@@ -174,7 +174,8 @@ class Corr(_CorrOp):
         self._check_groups(x.shape[1], w.shape[0], w.shape[1])
         outputs[0][0] = _kernels.corr(x, w, *self.settings)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        shapes = args[-1]
         xs, ws = shapes
         out = [self.out_length(i, xs[2 + i], ws[2 + i]) for i in range(self.nd)]
         return [(xs[0], ws[0], *out)]
@@ -222,7 +223,8 @@ class CorrGradInputs(_CorrOp):
         input_size = tuple(int(s) for s in sizes)
         outputs[0][0] = _kernels.corr_grad_inputs(w, dy, input_size, *self.settings)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        node, shapes = args[-2:]
         ws, ds = shapes[:2]
         return [(ds[0], ws[1] * self.num_groups, *node.inputs[2:])]
 
@@ -274,7 +276,8 @@ class CorrGradWeights(_CorrOp):
         filter_size = tuple(int(s) for s in sizes)
         outputs[0][0] = _kernels.corr_grad_weights(x, dy, filter_size, *self.settings)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        node, shapes = args[-2:]
         xs, ds = shapes[:2]
         return [(ds[1], xs[1] // self.num_groups, *node.inputs[2:])]
 

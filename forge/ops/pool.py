@@ -161,7 +161,8 @@ class Pool(_PoolOp):
         (x,) = inputs
         outputs[0][0] = _kernels.pool(x, *self.settings, self.mode)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        shapes = args[-1]
         return [self.out_shape(shapes[0])]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -191,7 +192,8 @@ class MaxPoolGrad(_PoolOp):
         x, y, dy = inputs
         outputs[0][0] = _kernels.pool_grad(x, y, dy, *self.settings, self.mode)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        shapes = args[-1]
         return [shapes[0]]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -220,7 +222,8 @@ class MaxPoolGradGrad(_PoolOp):
         x, y, ggx = inputs
         outputs[0][0] = _kernels.max_pool_grad_grad(x, y, ggx, *self.settings)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        shapes = args[-1]
         return [shapes[1]]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -249,7 +252,8 @@ class AveragePoolGrad(_PoolOp):
         x, dy = inputs
         outputs[0][0] = _kernels.pool_grad(x, None, dy, *self.settings, self.mode)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
+        shapes = args[-1]
         return [shapes[0]]
 
     def connection_pattern(self, node):

@@ -7,12 +7,12 @@ a graph (``offset + x.shape[1]``) is traced under ``jax.jit`` and fails to compi
 These cases caught that in the gradients of reshapes (``GlobalPoolLayer`` after a
 convolution, ``Upscale3DLayer``, ``NINLayer``, ``TransformerLayer``), in the slice
 bounds of ``PadLayer`` and ``LocalResponseNormalization2DLayer``, in ``ConcatLayer``
-(its gradient splits by the inputs' sizes), in the merge layers' cropping and in
-``DenseLayer`` with several leading axes.
-
-Not covered, and known not to train on JAX: ``TPSTransformerLayer`` (its spline is
-solved in float64, which JAX without x64 computes in float32) and a
-``ParametricRectifierLayer`` whose alphas are not shared over the batch axis.
+(its gradient splits by the inputs' sizes), in the merge layers' cropping, in
+``DenseLayer`` with several leading axes, in the broadcast checks of a PReLU whose
+alphas cover the batch axis, in ``TPSTransformerLayer`` and in a recurrence over
+convolutions; under PyTensor 3.3 also in max-pooling's gradient. forge's JAX
+dispatch computes such size arithmetic with numpy while tracing
+(``forge/ops/_jax.py``), so it stays concrete.
 """
 import warnings
 
@@ -32,6 +32,13 @@ def _transformer(l):
     identity = np.array([1, 0, 0, 0, 1, 0], np.float32)
     loc = L.DenseLayer(l, 6, W=forge.init.Constant(0.0), b=identity)
     return L.TransformerLayer(l, loc, downsample_factor=2)
+
+
+def _tps_transformer(l):
+    # small random offsets: the identity would sample exactly on pixel centres, where
+    # bilinear sampling has a kink and the two backends may take either side
+    loc = L.DenseLayer(l, 2 * 16, W=forge.init.Normal(0.01))
+    return L.TPSTransformerLayer(l, loc, control_points=16, downsample_factor=2)
 
 
 #: name -> (input shape without the batch axis, layer builder on the input layer)
@@ -88,6 +95,7 @@ CASES = {
     "inverse of max-pool": ((3, 8, 6), lambda l: L.InverseLayer(L.MaxPool2DLayer(l, 2),
                                                                 L.MaxPool2DLayer(l, 2))),
     "transformer": ((3, 8, 6), _transformer),
+    "thin-plate spline transformer": ((3, 8, 6), _tps_transformer),
 }
 
 
@@ -112,13 +120,20 @@ def _conv_recurrence(l):
 
 
 @pytest.mark.filterwarnings("ignore:Explicitly requested dtype:UserWarning")
-def test_convolutional_recurrence_with_a_fixed_batch():
+@pytest.mark.parametrize("batch", [None, 4], ids=["open batch", "fixed batch"])
+def test_convolutional_recurrence(batch):
     """CustomRecurrentLayer over convolutions: the filters' gradient inside the scan
-    needs the filter size as constants (the conv layers state W's shape). With the batch
-    size left open it does not compile on JAX (the scan's state is allocated with a
-    traced batch size): docs/gpu.md asks for a fixed batch."""
-    check_against_fast_compile("convolutional recurrence", (4, 2, 5, 5), _conv_recurrence, 4,
-                               deterministic=True)
+    needs the filter size as constants (the conv layers state W's shape), and the scan's
+    state is allocated with the batch size read off the input."""
+    check_against_fast_compile("convolutional recurrence", (4, 2, 5, 5), _conv_recurrence,
+                               batch, deterministic=True)
+
+
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype:UserWarning")
+def test_prelu_with_alphas_per_item():
+    """shared_axes=() gives every item of the (fixed) batch its own alphas."""
+    check_against_fast_compile("prelu per item", (3, 7, 6), lambda l: L.prelu(
+        L.Conv2DLayer(l, 3, 3), shared_axes=()), 4, deterministic=True)
 
 
 def check_against_fast_compile(name, item_shape, build, batch, deterministic):

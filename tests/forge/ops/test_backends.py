@@ -134,6 +134,26 @@ def test_jax_flatten_after_the_ops_has_concrete_shapes():
         assert_close(np.asarray(g), e, "float32")
 
 
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
+@pytest.mark.filterwarnings("ignore:Skipping Assert")
+def test_jax_user_shape_arithmetic_stays_concrete():
+    """Slice bounds, reshapes and allocations computed from ``x.shape`` in a user's
+    graph, with every size left open: forge's JAX dispatch computes the arithmetic with
+    numpy while tracing. Integers computed from data stay on JAX's path."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    x = T.matrix("x")
+    rows, cols = x.shape
+    y = (x[:, : cols - 1] * 2).reshape((rows * (cols - 1),))
+    z = T.zeros((rows // 2 + 1, cols)) + x[: rows // 2 + 1]
+    picked = T.argmax(x, axis=1) * 2 + 1  # a vector of ints computed from the data
+    outputs = [y, z, picked, pytensor.grad((y ** 2).sum() + z.sum(), x)]
+    data = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    expected = compile_fn([x], outputs, "FAST_COMPILE")(data)
+    got = compile_fn([x], outputs, "JAX")(data)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-6)
+
+
 def readme_cnn_training(mode, batch=16, steps=2):
     """The README network without dropout (so every backend computes the same thing),
     with its L2 penalty and Nesterov momentum, on a fixed batch size as JAX wants it:
