@@ -12,7 +12,7 @@ from forge.ops import (
 )
 from forge.ops import _kernels
 
-from .helpers import SETTINGS, assert_close, compile_fn, jax_or_skip, rand
+from .helpers import COMPILING, SETTINGS, assert_close, compile_fn, jax_or_skip, rand
 
 
 # ------------------------------------------------------------------ the oracle
@@ -337,6 +337,18 @@ class TestJAXMode:
         ggw = pytensor.grad((gx ** 2).sum() + (gw ** 2).sum(), w)
         outputs = [y, dx, gx, gw, ggw]
         data = arrays(config, 7, "float32")
+        expected = compile_fn([x, w, dy], outputs, "FAST_COMPILE")(*data)
+        got = compile_fn([x, w, dy], outputs, "JAX")(*data)
+        for g, e in zip(got, expected):
+            assert_close(np.asarray(g), e, "float32")
+
+    @COMPILING
+    @given(config=conv_configs(), seed=st.integers(0, 2**16))
+    def test_generated_configurations_match_numpy(self, config, seed):
+        jax_or_skip()
+        x, w, dy, y, dx = build(config, "float32")
+        outputs = [y, dx, *pytensor.grad((y * dy).sum(), [x, w])]
+        data = arrays(config, seed, "float32")
         expected = compile_fn([x, w, dy], outputs, "FAST_COMPILE")(*data)
         got = compile_fn([x, w, dy], outputs, "JAX")(*data)
         for g, e in zip(got, expected):

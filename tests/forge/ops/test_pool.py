@@ -12,7 +12,7 @@ from forge.ops import (
 )
 from forge.ops import _kernels
 
-from .helpers import SETTINGS, assert_close, compile_fn, jax_or_skip, rand
+from .helpers import COMPILING, SETTINGS, assert_close, compile_fn, jax_or_skip, rand
 
 
 # ------------------------------------------------------------------ the oracle
@@ -350,6 +350,17 @@ class TestJAXMode:
         expected = compile_fn([x], [y, gx, ggx], "FAST_COMPILE")(xv)
         got = compile_fn([x], [y, gx, ggx], "JAX")(xv)
         for g, e in zip(got, expected):
+            assert_close(np.asarray(g), e, "float32")
+
+    @COMPILING
+    @given(config=pool_configs(), seed=st.integers(0, 2**16))
+    def test_generated_configurations_match_numpy(self, config, seed):
+        jax_or_skip()
+        x, y = build(config, "float32")
+        gx = pytensor.grad((y ** 2).sum(), x)
+        xv = distinct_values(np.random.default_rng(seed), config["shape"], "float32")
+        expected = compile_fn([x], [y, gx], "FAST_COMPILE")(xv)
+        for g, e in zip(compile_fn([x], [y, gx], "JAX")(xv), expected):
             assert_close(np.asarray(g), e, "float32")
 
     def test_max_gradient_goes_to_every_tie(self):
