@@ -179,8 +179,9 @@ class TestMemory:
         """With ``mmap=True`` loading grows the peak RSS by <= 1.5x the bundle size (+ 0.5
         MiB of buffers) over ``import runtime``. A default load keeps a transposed copy
         of each dense ``W`` (faster products), so it may take up to 2.5x. The first
-        prediction adds a fixed cost of a few MiB (batch-1 activations, im2col buffers,
-        numpy temporaries), bounded here by 5 MiB."""
+        prediction adds a fixed cost whatever the bundle (OpenBLAS's first-call buffers
+        and threads, batch-1 activations, im2col buffers, numpy temporaries): 2-5.3 MiB
+        measured on Python 3.11 and 3.12, bounded here by 6 MiB."""
         from tests.benchmarks import networks
 
         path = networks.write_runtime_bundle(net, networks.make_weights(net),
@@ -188,7 +189,7 @@ class TestMemory:
         f = measure_memory(path, mmap)
         factor = 1.5 if mmap else 2.5
         assert f["loaded"] - f["runtime"] <= factor * f["bundle"] + 0.5, f
-        assert f["predicted"] - f["runtime"] <= factor * f["bundle"] + 5, f
+        assert f["predicted"] - f["loaded"] <= 6, f
         if mmap:  # the weights are shared file pages, not private copies
             assert f["anon"] < measure_memory(path, False)["anon"] - 0.5 * f["bundle"], f
 
