@@ -89,7 +89,10 @@ path, mmap = sys.argv[1], sys.argv[2] == "1"
 model = runtime.load(path, mmap=mmap)
 loaded = status()["VmHWM"]
 spec = model.inputs[0]
-x = np.random.default_rng(0).random((1,) + tuple(spec.shape[1:]), dtype=np.float32)
+# not numpy.random: numpy imports it lazily, and its modules (and OpenSSL, for
+# secrets) would count as the prediction's memory
+shape = (1,) + tuple(spec.shape[1:])
+x = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
 model(x)
 end = status()
 print(json.dumps({"numpy": numpy_only, "runtime": imported, "loaded": loaded,
@@ -179,9 +182,10 @@ class TestMemory:
         """With ``mmap=True`` loading grows the peak RSS by <= 1.5x the bundle size (+ 0.5
         MiB of buffers) over ``import runtime``. A default load keeps a transposed copy
         of each dense ``W`` (faster products), so it may take up to 2.5x. The first
-        prediction adds a fixed cost whatever the bundle (OpenBLAS's first-call buffers
-        and threads, batch-1 activations, im2col buffers, numpy temporaries): 2-5.3 MiB
-        measured on Python 3.11 and 3.12, bounded here by 6 MiB."""
+        prediction adds a fixed cost of a few MiB (OpenBLAS's first-call buffers and
+        threads, batch-1 activations, im2col buffers, numpy temporaries) and, with
+        ``mmap``, the weights' file pages it reads: the total over ``import runtime`` is
+        bounded by the load's allowance plus 5 MiB."""
         from tests.benchmarks import networks
 
         path = networks.write_runtime_bundle(net, networks.make_weights(net),
@@ -189,7 +193,7 @@ class TestMemory:
         f = measure_memory(path, mmap)
         factor = 1.5 if mmap else 2.5
         assert f["loaded"] - f["runtime"] <= factor * f["bundle"] + 0.5, f
-        assert f["predicted"] - f["loaded"] <= 6, f
+        assert f["predicted"] - f["runtime"] <= factor * f["bundle"] + 5, f
         if mmap:  # the weights are shared file pages, not private copies
             assert f["anon"] < measure_memory(path, False)["anon"] - 0.5 * f["bundle"], f
 
