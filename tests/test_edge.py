@@ -89,8 +89,8 @@ path, mmap = sys.argv[1], sys.argv[2] == "1"
 model = runtime.load(path, mmap=mmap)
 loaded = status()["VmHWM"]
 spec = model.inputs[0]
-# not numpy.random: numpy imports it lazily, and its modules (and OpenSSL, for
-# secrets) would count as the prediction's memory
+# not numpy.random: numpy imports it lazily, and its modules would count as the
+# prediction's memory
 shape = (1,) + tuple(spec.shape[1:])
 x = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
 model(x)
