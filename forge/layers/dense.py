@@ -91,16 +91,9 @@ class DenseLayer(Layer):
         num_leading_axes = self.num_leading_axes
         if num_leading_axes < 0:
             num_leading_axes += input.ndim
-        if num_leading_axes == 1:
-            if input.ndim > 2:
-                input = T.flatten(input, 2)
-            activation = T.dot(input, self.W)
-        else:
-            # one 2-D product, reshaped back to the leading axes: T.dot of an n-d input
-            # multiplies their sizes in the graph, which the JAX backend cannot trace
-            leading = [input.shape[axis] for axis in range(num_leading_axes)]
-            rows = input.reshape((-1, self.W.shape[0]))
-            activation = T.dot(rows, self.W).reshape((*leading, self.num_units))
+        if input.ndim > num_leading_axes + 1:
+            input = T.flatten(input, num_leading_axes + 1)
+        activation = T.dot(input, self.W)
         if self.b is not None:
             activation = activation + self.b
         return self.nonlinearity(activation)

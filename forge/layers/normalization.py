@@ -15,11 +15,6 @@ __all__ = [
 ]
 
 
-def _stop(from_end):
-    """A slice stop ``from_end`` elements before the end (None for 0)."""
-    return -from_end if from_end else None
-
-
 def _parse_axes(axes, input_shape, layer_type, named):
     """``axes`` as a sorted tuple of distinct non-negative axes of ``input_shape``.
 
@@ -107,12 +102,10 @@ class LocalResponseNormalization2DLayer(Layer):
         channels = input.shape[1]
         padded = T.zeros((input.shape[0], channels + 2 * half, input.shape[2],
                           input.shape[3]), dtype=input.dtype)
-        # slices with constant bounds (counted from the end), which the JAX backend
-        # needs: ``offset:offset + channels`` would be shape arithmetic, traced there
-        padded = T.set_subtensor(padded[:, half:_stop(half)], squares)
-        total = padded[:, 0:_stop(2 * half)]
+        padded = T.set_subtensor(padded[:, half:half + channels], squares)
+        total = padded[:, 0:channels]
         for offset in range(1, self.n):
-            total = total + padded[:, offset:_stop(2 * half - offset)]
+            total = total + padded[:, offset:offset + channels]
         scale = (self.k + self.alpha * total) ** self.beta
         return input / scale
 

@@ -404,8 +404,7 @@ class PadLayer(Layer):
         for offset, (before, after) in enumerate(self.width):
             axis = self.batch_ndim + offset
             output_shape[axis] = output_shape[axis] + before + after
-            # constant bounds (no shape arithmetic), which the JAX backend needs
-            inner[axis] = slice(before, -after if after else None)
+            inner[axis] = slice(before, before + input.shape[axis])
         padded = T.alloc(T.constant(self.val, dtype=input.dtype), *output_shape)
         return T.set_subtensor(padded[tuple(inner)], input)
 
