@@ -14,25 +14,39 @@ import warnings
 
 import pytensor
 
-#: The PyTensor versions forge is tested with (``pyproject.toml`` requires them).
+#: The PyTensor versions forge is tested with (``pyproject.toml`` requires them):
+#: ``[first, last)`` without the minor series in :data:`BROKEN_PYTENSOR`.
 SUPPORTED_PYTENSOR = ((3, 0, 7), (3, 4))
+
+#: Minor series inside the range that forge refuses: PyTensor 3.1 and 3.2 rewrite a
+#: slice of a ``set_subtensor`` into a result of the wrong shape (silently in the
+#: default mode; local response normalization with ``n=1`` is a forge layer it hits).
+BROKEN_PYTENSOR = ((3, 1), (3, 2))
+
+PYTENSOR_REQUIREMENT = "pytensor>={},{}<{}".format(
+    ".".join(map(str, SUPPORTED_PYTENSOR[0])),
+    "".join(f"!={major}.{minor}.*," for major, minor in BROKEN_PYTENSOR),
+    ".".join(map(str, SUPPORTED_PYTENSOR[1])))
 
 
 def _check_pytensor(version):
-    """Warn unless ``version`` (a PyTensor version string) is in
-    :data:`SUPPORTED_PYTENSOR`: ``[first, last)``."""
+    """Warn unless ``version`` (a PyTensor version string) satisfies
+    :data:`PYTENSOR_REQUIREMENT`."""
     try:
         found = tuple(int(part) for part in version.split("+")[0].split(".")[:3])
     except ValueError:
         found = None
     low, high = SUPPORTED_PYTENSOR
-    if found is None or not low <= found < high:
-        requirement = "pytensor>={},<{}".format(*(".".join(map(str, v)) for v in (low, high)))
-        warnings.warn(
-            f"forge is tested with {requirement}; this is PyTensor {version}. Other "
-            "versions differ in the APIs and graph rewrites that forge's ops, "
-            f"forge.export and the JAX backend rely on. Install '{requirement}'.",
-            stacklevel=3)
+    if found is not None and found[:2] in BROKEN_PYTENSOR:
+        why = ("Its graph rewrites give a slice of a set_subtensor the wrong shape, "
+               "silently in the default mode.")
+    elif found is None or not low <= found < high:
+        why = ("Other versions differ in the APIs and graph rewrites that forge's ops, "
+               "forge.export and the JAX backend rely on.")
+    else:
+        return
+    warnings.warn(f"forge is tested with {PYTENSOR_REQUIREMENT}; this is PyTensor "
+                  f"{version}. {why} Install '{PYTENSOR_REQUIREMENT}'.", stacklevel=3)
 
 
 _check_pytensor(pytensor.__version__)

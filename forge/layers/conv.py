@@ -360,13 +360,8 @@ class BaseConvLayer(Layer):
                                   f"use a subclass such as Conv2DLayer")
 
     def _filters(self):
-        """``W`` as the cross-correlation filters (flipped if ``flip_filters``), with
-        its filter size stated: the gradient then gets it as constants, which the JAX
-        backend needs inside a scan (``CustomRecurrentLayer``). The other two sizes stay
-        unstated, so that outputs keep their types (a BatchNormLayer's running averages
-        would otherwise get updates of a narrower type than theirs)."""
-        W = _flip_spatial(self.W, self.n) if self.flip_filters else self.W
-        return T.specify_shape(W, (None, None) + tuple(self.filter_size))
+        """``W`` as the cross-correlation filters (flipped if ``flip_filters``)."""
+        return _flip_spatial(self.W, self.n) if self.flip_filters else self.W
 
 
 class _ConvNDLayer(BaseConvLayer):

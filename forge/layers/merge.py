@@ -30,7 +30,7 @@ def _padded_cropping(cropping, ndim):
     return cropping + [None] * (ndim - len(cropping))
 
 
-def autocrop(inputs, cropping, shapes=None):
+def autocrop(inputs, cropping):
     """Crop input expressions to a common size along some axes.
 
     Parameters
@@ -44,11 +44,6 @@ def autocrop(inputs, cropping, shapes=None):
         the middle ones (an odd surplus leaves one more element after than before).
         ``None`` leaves the axis alone; ``cropping=None`` returns the inputs as they
         are.
-    shapes : list of tuple, optional
-        The inputs' declared shapes (None where unknown; the merge layers pass their
-        ``input_shapes``). On a cropped axis where every size is declared, the crop
-        is computed from those sizes, as constants, and each input is checked to have
-        its size (``specify_shape``): the JAX backend needs constant slice bounds.
 
     Returns
     -------
@@ -78,16 +73,10 @@ def autocrop(inputs, cropping, shapes=None):
             for index in indices:
                 index.append(slice(None))
             continue
-        declared = [None] * len(inputs) if shapes is None else [s[axis] for s in shapes]
-        if None not in declared:
-            inputs = [_specify_size(x, axis, size) for x, size in zip(inputs, declared)]
-            sizes = declared
-            smallest = min(sizes)
-        else:
-            sizes = [x.shape[axis] for x in inputs]
-            smallest = sizes[0]
-            for size in sizes[1:]:
-                smallest = T.minimum(smallest, size)
+        sizes = [x.shape[axis] for x in inputs]
+        smallest = sizes[0]
+        for size in sizes[1:]:
+            smallest = T.minimum(smallest, size)
         for index, size in zip(indices, sizes):
             if mode == "lower":
                 start = 0
@@ -97,11 +86,6 @@ def autocrop(inputs, cropping, shapes=None):
                 start = (size - smallest) // 2
             index.append(slice(start, start + smallest))
     return [x[tuple(index)] for x, index in zip(inputs, indices)]
-
-
-def _specify_size(x, axis, size):
-    """``x`` with its size along ``axis`` stated (and checked) as ``size``."""
-    return T.specify_shape(x, tuple(size if a == axis else None for a in range(x.ndim)))
 
 
 def autocrop_array_shapes(input_shapes, cropping):
@@ -195,13 +179,8 @@ class ConcatLayer(MergeLayer):
         return tuple(output_shape)
 
     def get_output_for(self, inputs, **kwargs):
-        inputs = autocrop(inputs, self.cropping, self.input_shapes)
+        inputs = autocrop(inputs, self.cropping)
         axis = self.axis % len(self.input_shapes[0])
-        # Each input's size along the axis, when its layer declares it, is stated in the
-        # graph: the gradient splits the output by those sizes, which the JAX backend
-        # needs as constants (computed from shapes, they are traced and it fails).
-        inputs = [x if shape[axis] is None else _specify_size(x, axis, shape[axis])
-                  for x, shape in zip(inputs, self.input_shapes)]
         return T.concatenate(inputs, axis=axis)
 
 
@@ -256,7 +235,7 @@ class ElemwiseMergeLayer(MergeLayer):
         return output_shape
 
     def get_output_for(self, inputs, **kwargs):
-        inputs = autocrop(inputs, self.cropping, self.input_shapes)
+        inputs = autocrop(inputs, self.cropping)
         output = inputs[0]
         for input in inputs[1:]:
             output = self.merge_function(output, input)

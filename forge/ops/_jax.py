@@ -9,7 +9,10 @@ from Theano's (every tied maximum gets the gradient).
 Size arithmetic: PyTensor's own JAX implementations of elementwise ops, ``MakeVector``
 and ``ScalarFromTensor`` are wrapped so that a node computing scalars or vectors from
 untraced values (static shapes, constants) runs numpy's ``perform`` while tracing:
-JAX needs those sizes concrete (:func:`_numpy_when_concrete`).
+JAX needs those sizes concrete (:func:`_numpy_when_concrete`). ``Split`` takes its
+positions at trace time (:func:`_eager_when_sizes_concrete`), ``Scan`` gets the sizes it
+is passed from outside its body as constants in the body (:func:`_sizes_into_scan`),
+and ``ARange`` checks its bounds while tracing (:func:`_funcify_arange`).
 
 jax is imported inside the functions: this module is only loaded once PyTensor's JAX
 backend is (see ``_backends``).
@@ -280,12 +283,108 @@ def _numpy_when_concrete(funcify):
     return funcify_concrete
 
 
+def _eager_when_sizes_concrete(funcify):
+    """Wrap ``funcify`` (PyTensor's JAX implementation of an op whose inputs after the
+    first are sizes, as ``Split``'s axis and split lengths) so that, when those sizes
+    are not traced, its own arithmetic on them runs at trace time.
+
+    PyTensor's ``Split`` takes the cumulative sum of the lengths with ``jax.numpy``,
+    which ``jit`` stages, so ``jnp.split`` got traced positions; the gradient of a
+    concatenation splits by its inputs' sizes. Inside ``jax.ensure_compile_time_eval``
+    operations on concrete values are evaluated eagerly, while the data input, traced,
+    is staged as before.
+    """
+    def funcify_eager(op, node=None, **kwargs):
+        import jax
+        from jax.core import Tracer
+
+        jax_fn = funcify(op, node=node, **kwargs)
+
+        def fn(x, *sizes):
+            if any(isinstance(value, Tracer) for value in sizes):
+                return jax_fn(x, *sizes)
+            with jax.ensure_compile_time_eval():
+                return jax_fn(x, *sizes)
+
+        return fn
+
+    return funcify_eager
+
+
+def _sizes_into_scan(funcify):
+    """Wrap ``funcify`` (PyTensor's JAX implementation of ``Scan``) so that non-sequences
+    that are untraced scalars or vectors, mostly sizes, enter the loop's body as
+    constants.
+
+    PyTensor moves computations that do not change from step to step out of a scan's
+    body, sizes included (``Shape_i`` of the filters a recurrent convolution's gradient
+    needs), and passes them back in as non-sequences. JAX's ``lax.scan`` carries those,
+    so inside the body they were traced, however concrete outside. At trace time the
+    wrapper puts their values into the body's graph as constants and converts that
+    scan instead.
+    """
+    def funcify_scan(op, node=None, **kwargs):
+        from jax.core import Tracer
+        from pytensor.scalar import ScalarType
+        from pytensor.tensor import TensorType
+
+        jax_fn = funcify(op, node=node, **kwargs)
+        sizes = [isinstance(var.type, (TensorType, ScalarType)) and var.type.ndim <= 1
+                 for var in op.inner_non_seqs(op.inner_inputs)]
+
+        def scan(*outer_inputs):
+            values = op.outer_non_seqs(list(outer_inputs))
+            known = [(k, value) for k, (value, size) in enumerate(zip(values, sizes))
+                     if size and not isinstance(value, Tracer)]
+            if not known:
+                return jax_fn(*outer_inputs)
+            # PyTensor 3.1 and later keep the body frozen: edit a mutable copy
+            body = (op.fgraph.unfreeze() if hasattr(op.fgraph, "unfreeze")
+                    else op.fgraph.clone())
+            inner = op.inner_non_seqs(body.inputs)
+            for k, value in known:
+                var = inner[k]
+                data = var.type.filter(np.asarray(value), allow_downcast=True)
+                body.replace(var, var.type.make_constant(data), import_missing=True)
+            concrete = type(op)(body.inputs, body.outputs, op.info, mode=op.mode,
+                                truncate_gradient=op.truncate_gradient, name=op.name)
+            return funcify(concrete, node=node, **kwargs)(*outer_inputs)
+
+        return scan
+
+    return funcify_scan
+
+
+def _funcify_arange(op, node=None, **kwargs):
+    """``ARange`` with its bounds checked when tracing, not when converting.
+
+    PyTensor's own version accepts only constants and ``Shape_i`` nodes as bounds, so
+    ``arange(x.shape[1] + 1)`` failed even though the bound is known when tracing."""
+    import jax.numpy as jnp
+    from jax.core import Tracer
+
+    def arange(start, stop, step):
+        if any(isinstance(value, Tracer) for value in (start, stop, step)):
+            raise NotImplementedError(
+                "arange on the JAX backend needs its start, stop and step known when "
+                "tracing (constants, or arithmetic on shapes); got one computed from "
+                "the data")
+        start, stop, step = (np.asarray(value).item() for value in (start, stop, step))
+        return jnp.arange(start, stop, step, dtype=op.dtype)
+
+    return arange
+
+
 def _register_concrete_shapes(jax_funcify):
-    from pytensor.tensor.basic import MakeVector, ScalarFromTensor
+    from pytensor.scan.op import Scan
+    from pytensor.tensor.basic import ARange, MakeVector, ScalarFromTensor, Split
     from pytensor.tensor.elemwise import Elemwise
 
     for cls in (Elemwise, MakeVector, ScalarFromTensor):
         jax_funcify.register(cls)(_numpy_when_concrete(jax_funcify.dispatch(cls)))
+    jax_funcify.register(Split)(_eager_when_sizes_concrete(jax_funcify.dispatch(Split)))
+    jax_funcify.register(Scan)(_sizes_into_scan(jax_funcify.dispatch(Scan)))
+    jax_funcify.register(ARange)(_funcify_arange)
 
 
 def register(jax_funcify):

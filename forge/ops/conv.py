@@ -48,11 +48,9 @@ def _static_int(var):
 
 
 def _spatial_shape(var):
-    """The sizes of the spatial axes (2 onwards) of ``var``: ints where its type knows
-    them, else ``Shape_i`` nodes; both stay concrete when JAX traces the graph (inside
-    a scan, too, where the layers' filters carry their static shape)."""
-    return [var.type.shape[i] if var.type.shape[i] is not None else Shape_i(i)(var)
-            for i in range(2, var.type.ndim)]
+    """The sizes of the spatial axes (2 onwards) of ``var``, as ``Shape_i`` nodes (the
+    rewrites make constants of those its type knows)."""
+    return [Shape_i(i)(var) for i in range(2, var.type.ndim)]
 
 
 def _as_size(value, name):

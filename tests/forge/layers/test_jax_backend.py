@@ -11,8 +11,9 @@ bounds of ``PadLayer`` and ``LocalResponseNormalization2DLayer``, in ``ConcatLay
 ``DenseLayer`` with several leading axes, in the broadcast checks of a PReLU whose
 alphas cover the batch axis, in ``TPSTransformerLayer`` and in a recurrence over
 convolutions; under PyTensor 3.3 also in max-pooling's gradient. forge's JAX
-dispatch computes such size arithmetic with numpy while tracing
-(``forge/ops/_jax.py``), so it stays concrete.
+dispatch computes such size arithmetic with numpy while tracing, takes a split's
+positions at trace time and gives a scan's body the sizes it gets from outside as
+constants (``forge/ops/_jax.py``), so they stay concrete.
 """
 import warnings
 
@@ -123,8 +124,8 @@ def _conv_recurrence(l):
 @pytest.mark.parametrize("batch", [None, 4], ids=["open batch", "fixed batch"])
 def test_convolutional_recurrence(batch):
     """CustomRecurrentLayer over convolutions: the filters' gradient inside the scan
-    needs the filter size as constants (the conv layers state W's shape), and the scan's
-    state is allocated with the batch size read off the input."""
+    needs the filter size, which PyTensor moves out of the loop and passes back in, and
+    the scan's state is allocated with the batch size read off the input."""
     check_against_fast_compile("convolutional recurrence", (4, 2, 5, 5), _conv_recurrence,
                                batch, deterministic=True)
 

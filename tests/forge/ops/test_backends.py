@@ -154,6 +154,56 @@ def test_jax_user_shape_arithmetic_stays_concrete():
         np.testing.assert_allclose(np.asarray(g), e, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
+@pytest.mark.filterwarnings("ignore:Split node does not have constant")
+def test_jax_concatenate_gradient_splits_by_open_sizes():
+    """The gradient of a concatenation splits it by its inputs' sizes, which come from
+    their shapes: forge's JAX dispatch takes the split positions at trace time."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    a, b = T.matrix("a"), T.matrix("b")
+    joined = T.concatenate([a, T.tanh(b), a * b[:, 1:3]], axis=1)
+    cost = (joined ** 2 * T.arange(joined.shape[1])).sum()
+    outputs = [joined] + pytensor.grad(cost, [a, b])
+    rng = np.random.default_rng(1)
+    data = [rng.standard_normal(shape).astype("float32") for shape in ((3, 2), (3, 5))]
+    expected = compile_fn([a, b], outputs, "FAST_COMPILE")(*data)
+    got = compile_fn([a, b], outputs, "JAX")(*data)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-6)
+
+
+def test_jax_arange_from_data_says_what_it_needs():
+    """Bounds computed from the data cannot be known when tracing: a clear error."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    x = T.vector("x")
+    f = compile_fn([x], T.arange(T.argmax(x)), "JAX")
+    with pytest.raises(NotImplementedError, match="known when tracing"):
+        f(np.arange(4, dtype="float32"))
+
+
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
+@pytest.mark.filterwarnings("ignore:Skipping Assert")
+def test_jax_scan_body_slices_by_an_outer_size():
+    """A scan's body slicing by a size computed outside the loop (a non-sequence, and
+    what PyTensor makes of sizes it moves out of a body): forge's JAX dispatch gives the
+    body its value as a constant, where ``lax.scan`` would carry it traced."""
+    pytest.importorskip("jax", reason="JAX backend not installed (optional)")
+    x = T.matrix("x")
+    width = x.shape[1] - 1
+
+    def step(row, total, width):
+        return total + (row[1:width + 1] - row[:width]) ** 2
+
+    totals = pytensor.scan(step, sequences=x, outputs_info=T.zeros_like(x[0, 1:]),
+                           non_sequences=width, return_updates=False)
+    outputs = [totals[-1], pytensor.grad(totals[-1].sum(), x)]
+    data = np.random.default_rng(2).standard_normal((4, 6)).astype("float32")
+    expected = compile_fn([x], outputs, "FAST_COMPILE")(data)
+    got = compile_fn([x], outputs, "JAX")(data)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-5)
+
+
 def readme_cnn_training(mode, batch=16, steps=2):
     """The README network without dropout (so every backend computes the same thing),
     with its L2 penalty and Nesterov momentum, on a fixed batch size as JAX wants it:
