@@ -141,7 +141,12 @@ _SLOPES = {
     "exp": lambda y, p: y,
 }
 
-#: The nonlinearities an inverted layer may have.
+#: The nonlinearities an inverted layer may have: those whose slope follows from the
+#: output. Not ``abs`` and ``sqr`` (the output loses the input's sign), ``hard_sigmoid``
+#: (at an output of 0 or 1 the input may sit on the clip's edge, where PyTensor's slope
+#: is 0.2, or past it), ``log`` and ``sqrt`` (for a negative input the output is NaN,
+#: while PyTensor's graph may not be: its slope ``1 / x`` is finite, and ``sqrt(x) *
+#: 0.5 / sqrt(x)`` is rewritten to 0.5).
 INVERTIBLE_NONLINEARITIES = tuple(_SLOPES) + ("softmax",)
 
 

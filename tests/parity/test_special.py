@@ -113,7 +113,7 @@ def _inverted_layer(data, l_in, kind):
     """A layer of ``kind`` on a 4-D input ``l_in`` (None, c, h, w) to invert."""
     fn = data.draw(st.sampled_from([nl.linear, nl.rectify, nl.tanh, nl.sigmoid, nl.elu,
                                     nl.softplus, nl.LeakyRectify(0.2), nl.selu,
-                                    nl.ScaledTanH(0.6, 1.7)]))
+                                    nl.ScaledTanH(0.6, 1.7), nl.ultra_fast_sigmoid, T.exp]))
     if kind == "dense":
         lead = data.draw(st.integers(1, 2))
         fn = data.draw(st.sampled_from([fn, nl.softmax])) if lead == 1 else fn

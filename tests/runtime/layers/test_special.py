@@ -102,7 +102,7 @@ def _dense_entry(W, nonlinearity="linear"):
 @pytest.mark.parametrize("name, slope", [
     ("linear", lambda z: np.ones_like(z)), ("rectify", lambda z: (z > 0) * 1.0),
     ("tanh", lambda z: 1 - np.tanh(z) ** 2), ("softplus", lambda z: 1 / (1 + np.exp(-z))),
-    ("elu", lambda z: np.where(z > 0, 1, np.exp(z)))])
+    ("elu", lambda z: np.where(z > 0, 1, np.exp(z))), ("exp", np.exp)])
 def test_inverse_of_dense_is_the_transposed_jacobian(name, slope):
     rng = np.random.default_rng(0)
     W = rng.standard_normal((5, 3)).astype("f4")
