@@ -329,13 +329,13 @@ def _sizes_into_scan(funcify):
         from pytensor.tensor import TensorType
 
         jax_fn = funcify(op, node=node, **kwargs)
-        sizes = [isinstance(var.type, (TensorType, ScalarType)) and var.type.ndim <= 1
-                 for var in op.inner_non_seqs(op.inner_inputs)]
+        shape_like = [isinstance(var.type, (TensorType, ScalarType)) and var.type.ndim <= 1
+                      for var in op.inner_non_seqs(op.inner_inputs)]
 
         def scan(*outer_inputs):
             values = op.outer_non_seqs(list(outer_inputs))
-            known = [(k, value) for k, (value, size) in enumerate(zip(values, sizes))
-                     if size and not isinstance(value, Tracer)]
+            known = [(k, value) for k, (value, small) in enumerate(zip(values, shape_like))
+                     if small and not isinstance(value, Tracer)]
             if not known:
                 return jax_fn(*outer_inputs)
             # PyTensor 3.1 and later keep the body frozen: edit a mutable copy
