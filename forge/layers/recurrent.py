@@ -521,9 +521,11 @@ class _Gated(_Recurrent):
         W_hid = [getattr(self, f"W_hid_to_{g}") for g in self._gate_names]
         W_in = [getattr(self, f"W_in_to_{g}") for g in self._gate_names]
         b = [getattr(self, f"b_{g}") for g in self._gate_names]
-        # one product per gate rather than one with the gates' weights concatenated,
-        # and matmul rather than a 3-D dot (which reshapes): the gradients of both need
-        # shapes that JAX cannot trace
+        # one product per gate: one product with the gates' weights stacked (Lasagne's
+        # way), cut per gate in the step, trained slower (LSTM of 64 units, batch 64,
+        # 20 steps: 2.1 -> 4.2 ms a step on JAX, 13.7 -> 14.3 ms on NUMBA), the cuts'
+        # gradients costing more than the fewer products save; matmul rather than a
+        # 3-D dot, which would reshape to (time * batch, features)
         if self.precompute_input:
             return [T.matmul(sequence, W) + bias for W, bias in zip(W_in, b)], W_hid
         return [sequence], W_hid + W_in + b
