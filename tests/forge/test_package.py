@@ -2,7 +2,9 @@
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytensor
+import pytensor.tensor as T
 import pytest
 
 import forge
@@ -32,9 +34,6 @@ def test_the_requirement_is_the_one_pyproject_declares():
 def test_pytensor_3_1_and_3_2_are_refused_for_a_reason():
     """The rewrite that makes those releases unusable: a slice of a set_subtensor
     comes out with one channel instead of two. Passes on the installed version."""
-    import numpy as np
-    import pytensor.tensor as T
-
     x = T.tensor("x", shape=(None, None, 1, 1))
     zeros = T.zeros((x.shape[0], x.shape[1], 1, 1))
     out = 0.5 + T.set_subtensor(zeros[:, 0:x.shape[1]], T.sqr(x))[:, 0:x.shape[1]]
