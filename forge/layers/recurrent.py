@@ -35,6 +35,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as T
 from pytensor.gradient import grad_clip
+from pytensor.raise_op import Assert
 
 from .. import init, nonlinearities
 from ..utils import int_types, unique
@@ -206,10 +207,7 @@ class _Recurrent(MergeLayer):
         num_inputs = len(sequences)
         masked = self.mask_incoming_index > 0
         if masked:
-            # the mask's batch and time sizes taken from the input: otherwise the graph
-            # checks at run time that the two agree, and JAX cannot trace the sizes
-            # that come out of that check
-            mask = inputs[self.mask_incoming_index].reshape(input.shape[:2], ndim=2)
+            mask = _mask_like(inputs[self.mask_incoming_index], input)
             mask = mask[:, ::-1] if self.backwards else mask
             pattern = [1, 0] + ["x"] * len(self.hidden_shape)
             sequences.append(mask.dimshuffle(*pattern))
@@ -360,6 +358,13 @@ class CustomRecurrentLayer(_Recurrent):
             input_n = get_output(self.input_to_hidden, input_n, **kwargs)
         hid_pre = input_n + get_output(self.hidden_to_hidden, previous[0], **kwargs)
         return [self.nonlinearity(self._clip(hid_pre))]
+
+
+def _mask_like(mask, input):
+    """``mask``, checked when the function runs to have ``input``'s (batch, time) shape:
+    a transposed mask must not broadcast or truncate its way through the loop."""
+    return Assert("mask_input must have the input's (batch, time) shape")(
+        mask, T.all(T.eq(mask.shape, input.shape[:2])))
 
 
 def _differ(shape, wanted):

@@ -400,6 +400,20 @@ class TestNetworkRecurrences:
         assert not os.path.exists(path)
 
 
+@pytest.mark.parametrize("cls", [LSTMLayer, GRULayer, RecurrentLayer])
+def test_a_mask_not_shaped_like_the_input_is_an_error(cls):
+    """A transposed (time, batch) mask is refused when the function runs, rather than
+    reshaped into the (batch, time) it is not."""
+    l_in, l_mask = InputLayer((None, None, 3)), InputLayer((None, None))
+    layer = cls(l_in, 4, mask_input=l_mask)
+    f = pytensor.function([l_in.input_var, l_mask.input_var], get_output(layer))
+    x = data(3, 5, 3)
+    assert f(x, np.ones((3, 5), FLOATX)).shape == (3, 5, 4)
+    with pytest.raises(AssertionError, match=r"mask_input must have the input's "
+                                             r"\(batch, time\) shape"):
+        f(x, np.ones((5, 3), FLOATX))
+
+
 class TestJaxForward:
     @pytest.mark.parametrize("cls, kwargs", [
         (LSTMLayer, {"backwards": True}),
