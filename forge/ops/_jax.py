@@ -246,11 +246,19 @@ def _funcify_max_pool_grad_grad(op, node=None, **kwargs):
 
 # ------------------------------------------------------- shape arithmetic
 
+def _small(var):
+    """Whether ``var`` is a scalar or a vector, the kinds of values sizes are."""
+    from pytensor.scalar import ScalarType
+    from pytensor.tensor import TensorType
+
+    return isinstance(var.type, (TensorType, ScalarType)) and var.type.ndim <= 1
+
+
 def _shape_like(node):
     """Whether ``node`` computes scalars or vectors only: sizes, the arithmetic on them
     (``(n + pad - k) // s + 1``), the checks PyTensor adds and, once fusion has merged
     them, the casts a mean divides by."""
-    return node is not None and all(getattr(out.type, "ndim", 0) <= 1 for out in node.outputs)
+    return node is not None and all(_small(out) for out in node.outputs)
 
 
 def _numpy_when_concrete(funcify):
@@ -325,17 +333,15 @@ def _sizes_into_scan(funcify):
     """
     def funcify_scan(op, node=None, **kwargs):
         from jax.core import Tracer
-        from pytensor.scalar import ScalarType
-        from pytensor.tensor import TensorType
 
+        # converted now, so that a scan JAX cannot run fails when the function is built
         jax_fn = funcify(op, node=node, **kwargs)
-        shape_like = [isinstance(var.type, (TensorType, ScalarType)) and var.type.ndim <= 1
-                      for var in op.inner_non_seqs(op.inner_inputs)]
+        small = [_small(var) for var in op.inner_non_seqs(op.inner_inputs)]
 
         def scan(*outer_inputs):
             values = op.outer_non_seqs(list(outer_inputs))
-            known = [(k, value) for k, (value, small) in enumerate(zip(values, shape_like))
-                     if small and not isinstance(value, Tracer)]
+            known = [(k, value) for k, (value, size) in enumerate(zip(values, small))
+                     if size and not isinstance(value, Tracer)]
             if not known:
                 return jax_fn(*outer_inputs)
             # PyTensor 3.1 and later keep the body frozen: edit a mutable copy

@@ -22,13 +22,13 @@ spatial axis), ``pad`` (one ``(before, after)`` pair per axis) and ``num_groups`
 import pytensor.tensor as T
 from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 from pytensor.scalar import upcast
 from pytensor.tensor.basic import get_scalar_constant_value
 from pytensor.tensor.exceptions import NotScalarConstantError
 from pytensor.tensor.shape import Shape_i
 
 from . import _kernels
+from ._op import ForgeOp
 from ._args import int_tuple, is_int, pad_pairs, positive_int
 
 __all__ = [
@@ -68,7 +68,7 @@ def _mul_or_none(a, b):
     return None if a is None or b is None else a * b
 
 
-class _CorrOp(Op):
+class _CorrOp(ForgeOp):
     """Settings, validation and shape arithmetic shared by the convolution ops."""
 
     __props__ = ("stride", "pad", "dilation", "num_groups")
@@ -172,8 +172,7 @@ class Corr(_CorrOp):
         self._check_groups(x.shape[1], w.shape[0], w.shape[1])
         outputs[0][0] = _kernels.corr(x, w, *self.settings)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        shapes = args[-1]
+    def output_shapes(self, node, shapes):
         xs, ws = shapes
         out = [self.out_length(i, xs[2 + i], ws[2 + i]) for i in range(self.nd)]
         return [(xs[0], ws[0], *out)]
@@ -221,8 +220,7 @@ class CorrGradInputs(_CorrOp):
         input_size = tuple(int(s) for s in sizes)
         outputs[0][0] = _kernels.corr_grad_inputs(w, dy, input_size, *self.settings)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        node, shapes = args[-2:]
+    def output_shapes(self, node, shapes):
         ws, ds = shapes[:2]
         return [(ds[0], ws[1] * self.num_groups, *node.inputs[2:])]
 
@@ -274,8 +272,7 @@ class CorrGradWeights(_CorrOp):
         filter_size = tuple(int(s) for s in sizes)
         outputs[0][0] = _kernels.corr_grad_weights(x, dy, filter_size, *self.settings)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        node, shapes = args[-2:]
+    def output_shapes(self, node, shapes):
         xs, ds = shapes[:2]
         return [(ds[1], xs[1] // self.num_groups, *node.inputs[2:])]
 

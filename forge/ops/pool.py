@@ -31,9 +31,9 @@ import numpy as np
 import pytensor.tensor as T
 from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 
 from . import _kernels
+from ._op import ForgeOp
 from ._args import int_tuple
 
 __all__ = [
@@ -95,7 +95,7 @@ def _out_length(length, pool_size, stride, pad, ignore_border):
     return T.maximum((padded - 1 - pool_size + stride) // stride, 0) + 1
 
 
-class _PoolOp(Op):
+class _PoolOp(ForgeOp):
     """Settings and shape arithmetic shared by the pooling ops."""
 
     __props__ = ("pool_size", "stride", "pad", "ignore_border", "mode")
@@ -161,8 +161,7 @@ class Pool(_PoolOp):
         (x,) = inputs
         outputs[0][0] = _kernels.pool(x, *self.settings, self.mode)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        shapes = args[-1]
+    def output_shapes(self, node, shapes):
         return [self.out_shape(shapes[0])]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -192,8 +191,7 @@ class MaxPoolGrad(_PoolOp):
         x, y, dy = inputs
         outputs[0][0] = _kernels.pool_grad(x, y, dy, *self.settings, self.mode)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        shapes = args[-1]
+    def output_shapes(self, node, shapes):
         return [shapes[0]]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -222,8 +220,7 @@ class MaxPoolGradGrad(_PoolOp):
         x, y, ggx = inputs
         outputs[0][0] = _kernels.max_pool_grad_grad(x, y, ggx, *self.settings)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        shapes = args[-1]
+    def output_shapes(self, node, shapes):
         return [shapes[1]]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -252,8 +249,7 @@ class AveragePoolGrad(_PoolOp):
         x, dy = inputs
         outputs[0][0] = _kernels.pool_grad(x, None, dy, *self.settings, self.mode)
 
-    def infer_shape(self, *args):  # PyTensor < 3.3 passes fgraph first
-        shapes = args[-1]
+    def output_shapes(self, node, shapes):
         return [shapes[0]]
 
     def connection_pattern(self, node):
