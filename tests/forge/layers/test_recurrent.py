@@ -414,6 +414,20 @@ def test_a_mask_not_shaped_like_the_input_is_an_error(cls):
         f(x, np.ones((5, 3), FLOATX))
 
 
+@pytest.mark.parametrize("unroll_scan", [False, True], ids=["scan", "unrolled"])
+@pytest.mark.parametrize("steps", [4, 6])
+def test_an_input_with_other_than_the_declared_steps_is_an_error(unroll_scan, steps):
+    """A loop of the declared 5 steps must not silently drop or invent steps."""
+    l_in = InputLayer((None, 5, 3))
+    layer = RecurrentLayer(l_in, 4, unroll_scan=unroll_scan)
+    f = pytensor.function([l_in.input_var], get_output(layer))
+    assert f(data(2, 5, 3)).shape == (2, 5, 4)
+    # the wording differs between PyTensor's backends; both name the shape and the rule
+    said = rf"SpecifyShape: (Got shape \(2, {steps}, 3\)|dim 1 of input has shape {steps}), expected"
+    with pytest.raises(AssertionError, match=said):
+        f(data(2, steps, 3))
+
+
 class TestJaxForward:
     @pytest.mark.parametrize("cls, kwargs", [
         (LSTMLayer, {"backwards": True}),
@@ -430,3 +444,31 @@ class TestJaxForward:
         jax_out = pytensor.function(args, get_output(layer), mode="JAX")(x, mask)
         default_out = pytensor.function(args, get_output(layer))(x, mask)
         np.testing.assert_allclose(np.asarray(jax_out), default_out, rtol=1e-5, atol=1e-6)
+
+
+def _dense_recurrence():
+    l_in = InputLayer((None, None, 3))
+    return l_in, CustomRecurrentLayer(
+        l_in, DenseLayer(InputLayer((None, 3)), 4, nonlinearity=None),
+        DenseLayer(InputLayer((None, 4)), 4, nonlinearity=None), learn_init=True)
+
+
+@pytest.mark.parametrize("build", [_dense_recurrence, _conv_recurrence],
+                         ids=["dense, batch and time open", "conv, batch open"])
+def test_custom_recurrence_gradients_match_on_jax(build):
+    """The precomputed input network reshapes by the input's run-time sizes; JAX gets
+    the same output and gradients as the default backend, and compiles per size."""
+    pytest.importorskip("jax", reason="jax not installed (the JAX backend)")
+    forge.random.set_rng(np.random.RandomState(0))
+    l_in, layer = build()
+    out = get_output(layer)
+    wrt = get_all_params(layer, trainable=True) + [l_in.input_var]
+    outputs = [out] + T.grad((out ** 2).sum(), wrt)
+    shape = (4, l_in.shape[1] or 5) + tuple(l_in.shape[2:])
+    x = np.random.RandomState(1).uniform(-1, 1, shape).astype(FLOATX)
+    fns = [pytensor.function([l_in.input_var], outputs, mode=mode)
+           for mode in ("JAX", "FAST_COMPILE")]
+    for batch in (x, x[:2]):
+        jax_values, expected = ([np.asarray(v) for v in f(batch)] for f in fns)
+        for got, want in zip(jax_values, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1, np.abs(want).max()))
