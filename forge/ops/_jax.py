@@ -254,6 +254,13 @@ def _small(var):
     return isinstance(var.type, (TensorType, ScalarType)) and var.type.ndim <= 1
 
 
+def _traced(value):
+    """Whether ``value`` is a JAX tracer: known only when the compiled program runs."""
+    from jax.core import Tracer
+
+    return isinstance(value, Tracer)
+
+
 def _shape_like(node):
     """Whether ``node`` computes scalars or vectors only: sizes, the arithmetic on them
     (``(n + pad - k) // s + 1``), the checks PyTensor adds and, once fusion has merged
@@ -275,10 +282,9 @@ def _numpy_when_concrete(funcify):
         jax_fn = funcify(op, node=node, **kwargs)
         if not _shape_like(node):
             return jax_fn
-        from jax.core import Tracer
 
         def fn(*inputs):
-            if any(isinstance(value, Tracer) for value in inputs):
+            if any(map(_traced, inputs)):
                 return jax_fn(*inputs)
             storage = [[None] for _ in node.outputs]
             # copies: an in-place elementwise op would write into the graph's constants
@@ -304,12 +310,11 @@ def _eager_when_sizes_concrete(funcify):
     """
     def funcify_eager(op, node=None, **kwargs):
         import jax
-        from jax.core import Tracer
 
         jax_fn = funcify(op, node=node, **kwargs)
 
         def fn(x, *sizes):
-            if any(isinstance(value, Tracer) for value in sizes):
+            if any(map(_traced, sizes)):
                 return jax_fn(x, *sizes)
             with jax.ensure_compile_time_eval():
                 return jax_fn(x, *sizes)
@@ -332,8 +337,6 @@ def _sizes_into_scan(funcify):
     scan instead.
     """
     def funcify_scan(op, node=None, **kwargs):
-        from jax.core import Tracer
-
         # converted now, so that a scan JAX cannot run fails when the function is built
         jax_fn = funcify(op, node=node, **kwargs)
         small = [_small(var) for var in op.inner_non_seqs(op.inner_inputs)]
@@ -341,7 +344,7 @@ def _sizes_into_scan(funcify):
         def scan(*outer_inputs):
             values = op.outer_non_seqs(list(outer_inputs))
             known = [(k, value) for k, (value, size) in enumerate(zip(values, small))
-                     if size and not isinstance(value, Tracer)]
+                     if size and not _traced(value)]
             if not known:
                 return jax_fn(*outer_inputs)
             # PyTensor 3.1 and later keep the body frozen: edit a mutable copy
@@ -367,10 +370,9 @@ def _funcify_arange(op, node=None, **kwargs):
     PyTensor's own version accepts only constants and ``Shape_i`` nodes as bounds, so
     ``arange(x.shape[1] + 1)`` failed even though the bound is known when tracing."""
     import jax.numpy as jnp
-    from jax.core import Tracer
 
     def arange(start, stop, step):
-        if any(isinstance(value, Tracer) for value in (start, stop, step)):
+        if any(map(_traced, (start, stop, step))):
             raise NotImplementedError(
                 "arange on the JAX backend needs its start, stop and step known when "
                 "tracing (constants, or arithmetic on shapes); got one computed from "
