@@ -36,6 +36,30 @@ def conv_cases(draw, max_groups=3):
 
 
 @st.composite
+def direct_conv_cases(draw):
+    """Unit-stride float32 convolutions with filters that fill the numba kernel's tiles
+    of 8 (7, 8, 13, 16 or 24 a group) over at least 32 flat positions: the cases
+    ``_numba.conv`` gives its direct kernel (unless wide padding makes most positions
+    junk). Odd sizes, padding, dilation, groups,
+    1 to 3 spatial axes, tied, untied and no biases."""
+    nd = draw(st.integers(1, 3))
+    ints = lambda low, high: tuple(draw(st.integers(low, high)) for _ in range(nd))  # noqa: E731
+    kernel, dilation, pad = ints(1, 3), ints(1, 2), tuple(zip(ints(0, 2), ints(0, 2)))
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    low, high = {1: (36, 70), 2: (9, 14), 3: (6, 8)}[nd]
+    size = tuple(max(s, draw(st.integers(low, high))) for s in spans)
+    groups = draw(st.integers(1, 2))
+    channels = groups * draw(st.integers(1, 5))
+    filters = groups * draw(st.sampled_from([7, 8, 13, 16, 24]))
+    out = tuple(s + a + b - sp + 1 for s, (a, b), sp in zip(size, pad, spans))
+    bias = draw(st.sampled_from([None, (filters,), (filters,) + out]))
+    x, W, b = arrays(draw(st.integers(0, 2**16)), "float32",
+                     (draw(st.integers(1, 4)), channels) + size,
+                     (filters, channels // groups) + kernel, bias)
+    return dict(x=x, W=W, b=b, pad=pad, dilation=dilation, groups=groups)
+
+
+@st.composite
 def pool_cases(draw):
     """Positional arguments for ``pool``: x, pool_size, stride, pad, ignore_border, mode."""
     nd = draw(st.integers(1, 3))

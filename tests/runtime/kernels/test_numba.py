@@ -6,13 +6,13 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.kernels import _numpy
 from runtime.nonlinearities import get_nonlinearity
 
-from .cases import TOLERANCE, arrays, conv_cases, pool_cases
+from .cases import TOLERANCE, arrays, conv_cases, direct_conv_cases, pool_cases
 
 numba = pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
 
@@ -113,6 +113,83 @@ class TestConv:
     def test_empty_batch(self):
         y = _numba.conv(np.zeros((0, 2, 5, 5), np.float32), np.zeros((3, 2, 3, 3), np.float32))
         assert y.shape == (0, 3, 3, 3)
+
+
+class TestDirectConv:
+    """The direct kernel (float32, unit strides, filters filling tiles of 8): against
+    numpy, with the batch split over 1 to 3 threads."""
+
+    @pytest.fixture
+    def direct_calls(self, monkeypatch):
+        calls = []
+        real = _numba._conv_direct_all
+        monkeypatch.setattr(_numba, "_conv_direct_all",
+                            lambda *args: calls.append(args[0].shape) or real(*args))
+        monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)  # split even the small cases
+        return calls
+
+    @settings(max_examples=60, deadline=None,  # the fixture's list is cleared per example
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(case=direct_conv_cases(), nonlinearity=st.sampled_from(FUSED + NOT_FUSED),
+           threads=st.integers(1, 3))
+    def test_matches_numpy(self, direct_calls, case, nonlinearity, threads):
+        f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
+        direct_calls.clear()
+        original, _numba.THREADS = _numba.THREADS, threads
+        try:
+            got = _numba.conv(**case, nonlinearity=f)
+        finally:
+            _numba.THREADS = original
+        check(got, _numpy.conv(**case, nonlinearity=f))
+        padded = [1, 1] + [s + a + b for s, (a, b) in zip(case["x"].shape[2:], case["pad"])]
+        out = [1, 1] + list(got.shape[2:])
+        span = (out[-3] - 1) * padded[-2] * padded[-1] + (out[-2] - 1) * padded[-1] + out[-1]
+        mostly_junk = np.prod(padded) > 2 * np.prod(out)  # then im2col, row by row
+        assert bool(direct_calls) is (span >= 32 and not mostly_junk)
+
+    @pytest.mark.parametrize("width", [32, 33, 47, 63, 64, 65])
+    def test_the_last_tile_of_a_row_overlaps(self, direct_calls, width):
+        """Spans of one tile, just over one (the last tile starts one position after
+        the first) and just under two."""
+        x, W, b = arrays(width, "float32", (2, 3, width + 2), (8, 3, 3), (8,))
+        check(_numba.conv(x, W, b), _numpy.conv(x, W, b))
+        assert direct_calls
+
+    @pytest.mark.parametrize("filters, direct", [(8, True), (7, True), (6, False),
+                                                 (12, False), (13, True), (16, True)])
+    def test_filters_fill_four_fifths_of_their_tiles(self, direct_calls, filters, direct):
+        x, W = arrays(filters, "float32", (2, 3, 9, 9), (filters, 3, 3, 3))
+        check(_numba.conv(x, W), _numpy.conv(x, W))
+        assert bool(direct_calls) is direct
+
+    def test_short_spans_and_float64_go_to_the_products(self, direct_calls):
+        x, W = arrays(1, "float32", (2, 3, 5, 5), (8, 3, 3, 3))  # span 2 * 5 + 3 < 32
+        check(_numba.conv(x, W), _numpy.conv(x, W))
+        x, W = arrays(1, "float64", (2, 3, 9, 9), (8, 3, 3, 3))
+        check(_numba.conv(x, W), _numpy.conv(x, W))
+        assert not direct_calls
+
+    def test_threads_split_the_batch_with_the_same_results(self, monkeypatch):
+        """Each item is summed in the same order whatever the split: equal bits."""
+        x, W, b = arrays(2, "float32", (7, 16, 12, 12), (16, 16, 3, 3), (16,))
+        results = []
+        for threads in (1, 2, 3):
+            monkeypatch.setattr(_numba, "THREADS", threads)
+            monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)
+            results.append(_numba.conv(x, W, b))
+        np.testing.assert_array_equal(results[0], results[1])
+        np.testing.assert_array_equal(results[0], results[2])
+        assert _numba._threads_for(10**12, 7) == 3 and _numba._threads_for(10**12, 2) == 2
+        monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 2**24)
+        assert _numba._threads_for(2**24 * 2 - 1, 64) == 1  # too little work to share
+
+    def test_an_error_in_a_pool_thread_reaches_the_caller(self):
+        def fail_past_the_first(first, count):
+            if first:
+                raise ValueError(f"item {first}")
+
+        with pytest.raises(ValueError, match="item 2"):
+            _numba._run_split(fail_past_the_first, 4, 2)
 
 
 class TestPool:
