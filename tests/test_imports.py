@@ -1,8 +1,8 @@
 """Import boundaries between the packages.
 
 ``runtime`` runs on CPU-only edge boxes with numpy alone: importing and running it must
-not load PyTensor, forge, SciPy, the web stack, or numba (which will only ever be
-imported lazily, inside a kernel). ``service`` serves bundles and must not load the
+not load PyTensor, forge, SciPy, the web stack, or numba (which, with its llvmlite,
+will only ever be imported lazily, inside a kernel). ``service`` serves bundles and must not load the
 training side either.
 """
 import ast
@@ -15,7 +15,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-NOT_FOR_RUNTIME = {"pytensor", "forge", "scipy", "fastapi", "pydantic", "numba"}
+NOT_FOR_RUNTIME = {"pytensor", "forge", "scipy", "fastapi", "pydantic", "numba", "llvmlite"}
+LAZY_IN_RUNTIME = {"numba", "llvmlite"}  # inside functions only
 NEVER_IN_RUNTIME = {"pytensor", "forge", "scipy", "fastapi", "pydantic", "service",
                     "starlette", "uvicorn", "theano", "lasagne"}
 NOT_FOR_SERVICE = {"pytensor", "forge"}
@@ -93,7 +94,7 @@ def import_problems(path, depth, label, also=()):
                 problems.append(f"{label}:{line}: relative import leaves the runtime package")
         elif root in NEVER_IN_RUNTIME:
             problems.append(f"{label}:{line}: imports {module}")
-        elif root not in allowed and not (in_function and root == "numba"):
+        elif root not in allowed and not (in_function and root in LAZY_IN_RUNTIME):
             problems.append(f"{label}:{line}: imports {module} at module level")
     return problems
 
