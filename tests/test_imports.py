@@ -2,8 +2,8 @@
 
 ``runtime`` runs on CPU-only edge boxes with numpy alone: importing and running it must
 not load PyTensor, forge, SciPy, the web stack, or numba (which, with its llvmlite,
-will only ever be imported lazily, inside a kernel). ``service`` serves bundles and must not load the
-training side either.
+will only ever be imported lazily, inside a kernel). ``service`` serves bundles and must
+not load the training side either.
 """
 import ast
 import json
