@@ -368,7 +368,15 @@ def _lift(values, fill, nd):
     return (fill,) * (3 - nd) + tuple(values)
 
 
-def _shifted_plan(W6, padded, dilation, every_tap=False):
+def _tap_offsets(filter_size, padded, dilation):
+    """Each filter tap's shift in an item's flattened padded volume (unit strides)."""
+    steps = (dilation[0] * padded[1] * padded[2], dilation[1] * padded[2], dilation[2])
+    return np.array([a * steps[0] + b * steps[1] + e * steps[2]
+                     for a in range(filter_size[0]) for b in range(filter_size[1])
+                     for e in range(filter_size[2])], np.int64)
+
+
+def _shifted_plan(W6, padded, dilation):
     """For unit strides: the im2col row offsets into each item's flattened padded input,
     the column shifts and the weights for each shift, as ``(offsets, shifts, weights)``,
     ``weights`` of shape ``(groups, shifts, filters, rows)``; ``W6`` is ``(groups,
@@ -380,17 +388,15 @@ def _shifted_plan(W6, padded, dilation, every_tap=False):
     gives a block of results per offset, and the last pass sums each block read shifted
     by its offset. That is a third of the im2col traffic for 3x3 filters, worth it when
     the extra results (``2 * filters`` per column) cost less than the rows it saves
-    (``channels * filter_width``). ``every_tap`` asks for the offsets of every filter
-    tap, as the direct convolution reads them."""
+    (``channels * filter_width``)."""
     groups, filters, channels, depth, height, width = W6.shape
     steps = (dilation[0] * padded[1] * padded[2], dilation[1] * padded[2], dilation[2])
-    if 2 * filters < channels * width and depth * height > 1 and not every_tap:
+    if 2 * filters < channels * width and depth * height > 1:
         offsets = [e * steps[2] for e in range(width)]
         shifts = [a * steps[0] + b * steps[1] for a in range(depth) for b in range(height)]
         weights = W6.transpose(0, 3, 4, 1, 2, 5).reshape(groups, depth * height, filters, -1)
     else:
-        offsets = [a * steps[0] + b * steps[1] + e * steps[2]
-                   for a in range(depth) for b in range(height) for e in range(width)]
+        offsets = _tap_offsets(W6.shape[3:], padded, dilation)
         shifts, weights = [0], W6.reshape(groups, 1, filters, -1)
     return np.array(offsets, np.int64), np.array(shifts, np.int64), np.ascontiguousarray(
         weights)
@@ -497,8 +503,8 @@ def conv(x, W, b=None, stride=None, pad=None, dilation=None, groups=1, nonlinear
         volume, plane, row = math.prod(out_shape), out_shape[1] * out_shape[2], out_shape[2]
     span = (out_shape[0] - 1) * plane + (out_shape[1] - 1) * row + out_shape[2]
     if shifted and batch and _direct_pays(dtype, group_filters, span):
-        offsets, _, _ = _shifted_plan(W6, padded, dilation, every_tap=True)
-        _conv_direct_all(x5, W6, offsets, span, bias, leak, plane, row, out)
+        _conv_direct_all(x5, W6, _tap_offsets(W6.shape[3:], padded, dilation), span, bias,
+                         leak, plane, row, out)
     else:
         _conv_products(x5, W6, bias, leak, stride, pad, dilation, shifted, padded, volume,
                        plane, row, span, out)
