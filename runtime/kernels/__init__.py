@@ -38,19 +38,26 @@ from ._numpy import (
     pool_output_shape, spatial_pyramid_bins, spatial_pyramid_pool, standardize, upscale,
 )
 
-__all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "select", "layer_kernels", "requested",
+__all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "AUTO_MIN_POOL_WORK", "select", "layer_kernels", "requested",
            "numba_installed", "numba_for_every_call"] + _numpy.__all__
 
 ENV_VAR = "FORGE_KERNELS"
 CHOICES = ("auto", "numpy", "numba")
 
-#: Under ``FORGE_KERNELS=auto``, the least work (multiply-adds of a convolution: batch x
-#: input positions x filter weights; input elements x window size for pooling) for
-#: which a call runs numba's kernel. A call below it takes numpy about 0.5 ms on a 2-core
-#: Zen 5, of which numba would save about a quarter: importing numba (0.35 s, seconds
-#: with an empty cache) pays only after thousands of such calls. The README CNN's second
+#: Under ``FORGE_KERNELS=auto``, the least work (multiply-adds: batch x input positions
+#: x filter weights for a convolution, items x weights for a dense product) for which a
+#: call runs numba's kernel. A call below it takes numpy about 0.5 ms on a 2-core Zen 5,
+#: of which numba would save about a quarter: importing numba (0.35 s, seconds with an
+#: empty cache) pays only after thousands of such calls. The README CNN's second
 #: convolution does 12.5 million a sample: batch 1 runs numpy, batch 2 and up numba.
 AUTO_MIN_WORK = 2**24
+
+#: :data:`AUTO_MIN_WORK` for pooling, whose work is input elements x window size. A
+#: comparison costs numpy's separable pooling about three times what a multiply-add
+#: costs its convolution, and numba's pooling splits the planes over the cores: at
+#: 2**22 they tie (0.31 and 0.35 ms for the README CNN's max-pool at batch 16 on a 2-core
+#: Sapphire Rapids VM), at batch 64 (10 million) numba takes 0.9 ms to numpy's 1.4.
+AUTO_MIN_POOL_WORK = 2**22
 
 _auto_failed = threading.Event()  # numba is installed but would not load: stop trying
 

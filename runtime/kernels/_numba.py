@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _numpy
 from ._numpy import (
-    affine, autocrop, conv_output_shape, conv_transpose, dense, feature_pool, feature_wta,
+    affine, autocrop, conv_output_shape, conv_transpose, feature_pool, feature_wta,
     global_pool, local_response_norm, locally_connected, pool_bounds, pool_output_shape,
     spatial_pyramid_bins, standardize, upscale,
 )
@@ -30,7 +30,7 @@ from ._numpy import (
 __all__ = list(_numpy.__all__)
 
 #: The public functions this module implements itself (the others are numpy's).
-ACCELERATED = ("conv", "pool", "spatial_pyramid_pool")
+ACCELERATED = ("dense", "conv", "pool", "spatial_pyramid_pool")
 
 #: The compile flags of every kernel, set here only. Never ``parallel=True`` (see above).
 JIT_FLAGS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy",
@@ -46,15 +46,26 @@ CHUNK_BYTES = 8 * 2**20
 KEEP_BYTES = 2 * CHUNK_BYTES
 
 #: The direct convolution's tile: :data:`TILE_FILTERS` filters by :data:`TILE_LANES`
-#: float32 output positions, held in 2 x 8 vector registers (AVX-512's zmm, or twice as
-#: many halves on AVX2) while the channels and filter taps are summed.
-TILE_FILTERS, TILE_LANES = 8, 32
+#: float32 output positions, held in 3 x 8 of AVX-512's 32 vector registers (or twice as
+#: many halves on AVX2) while the channels and filter taps are summed. Measured on the
+#: README CNN's second convolution (one thread, Sapphire Rapids): 13.5 ms with 32 lanes
+#: (16 registers), 12.1 with 48, 18.4 with 64 (32 sums no longer fit the registers).
+TILE_FILTERS, TILE_LANES = 8, 48
 
-#: The direct convolution splits a batch over this many threads (the cores this process
-#: may use), giving each thread at least :data:`THREAD_MIN_WORK` multiply-adds.
+#: The kernels that call no BLAS (the direct convolution and dense product, pooling)
+#: split a batch over this many threads (the cores this process may use), giving each
+#: thread at least :data:`THREAD_MIN_WORK` multiply-adds (or comparisons). Handing work
+#: to a pool thread and waiting for it costs about 0.1 ms on a 2-core VM; 2**22
+#: multiply-adds take a core 25-50 us at the direct kernels' speed, so a smaller share
+#: would spend more on the handover than it saves.
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
     os.cpu_count() or 1)
-THREAD_MIN_WORK = 2**24
+THREAD_MIN_WORK = 2**22
+
+#: The direct dense product (:func:`dense`) sums the features in chunks of this many, so
+#: that a tile's weights (chunk x :data:`TILE_LANES` floats, 32 KiB) stay in the L1
+#: cache while each block of items goes by (measured: 256 and 512 alike, 128 slower).
+DENSE_CHUNK = 256
 
 _KERNELS = {}
 _lock = threading.Lock()
@@ -92,6 +103,11 @@ def load():
                                   "folder)", RuntimeWarning, stacklevel=2)
                     globals()[name] = numba.njit(**dict(JIT_FLAGS, cache=False))(function)
             _loaded = True
+
+
+def loaded():
+    """Whether :func:`load` has run: numba imported and the kernels in place."""
+    return _loaded
 
 
 def _scratch(name, size, dtype):
@@ -236,8 +252,8 @@ def _tile_intrinsic():
         out[out0 + f * out_step + p] = sum over c < channels, t < len(offsets) of
             w[w0 + (c * len(offsets) + t) * TILE_FILTERS + f] * x[x0 + c * x_step + offsets[t] + p]
 
-    The 8 x 32 sums stay in 16 vector registers for the whole loop; each step loads two
-    vectors of inputs, broadcasts 8 weights and does 16 vector multiply-adds. numba's
+    The 8 x 48 sums stay in 24 vector registers for the whole loop; each step loads three
+    vectors of inputs, broadcasts 8 weights and does 24 vector multiply-adds. numba's
     own loops leave such sums in memory or unvectorized (5-36 GFLOP/s measured against
     100-160 for OpenBLAS), which is why this one is written as vectors. LLVM lowers the
     16-lane vectors to whatever the CPU has (AVX-512, AVX2, NEON halves).
@@ -341,10 +357,10 @@ def _conv_direct(x3, first, count, channel, offsets, packed, group_filters, span
     shifts = np.zeros(1, np.int64)
     for n in range(first, first + count):
         x0 = (n * x3.shape[1] + channel) * volume
-        for k in range(blocks):
-            w0, s0 = k * channels * taps * filters, k * filters * volume
-            for p in range(0, span, TILE_LANES):
-                p = min(p, span - TILE_LANES)
+        for p in range(0, span, TILE_LANES):
+            p = min(p, span - TILE_LANES)
+            for k in range(blocks):
+                w0, s0 = k * channels * taps * filters, k * filters * volume
                 _conv_tile(xs, x0 + p, volume, offsets, ws, w0, channels, ss, s0 + p, volume)
         _sum_bias_activation(scratch[:, :group_filters], shifts, bias, n, filter0, leak,
                              volume, plane, row, out)
@@ -546,6 +562,107 @@ def _conv_products(x5, W6, bias, leak, stride, pad, dilation, shifted, padded, v
                                  plane, row, out)
 
 
+# -- dense ---------------------------------------------------------------------------
+
+
+@_kernel
+def _block_row(block, items):
+    """The first item of block ``block`` of :data:`TILE_FILTERS` items: the last block
+    ends at the last item, so it may start inside the block before it."""
+    return min(block * TILE_FILTERS, items - TILE_FILTERS)
+
+
+@_kernel
+def _pack_items(x, block0, packed):
+    """``packed[b, c, f] = x[_block_row(block0 + b) + f, c]``: blocks of
+    :data:`TILE_FILTERS` items of ``x`` (``(items, features)``) laid out feature by
+    feature with the block's items side by side, as the direct tile reads the operand it
+    broadcasts."""
+    for b in range(packed.shape[0]):
+        row = _block_row(block0 + b, x.shape[0])
+        source, target = x[row:row + TILE_FILTERS], packed[b]
+        for c in range(x.shape[1]):
+            for f in range(TILE_FILTERS):
+                target[c, f] = source[f, c]
+
+
+@_kernel
+def _dense_direct(x, block0, W, packed, tile, chunk, out):
+    """``out[r, u] = sum_c x[r, c] * W[c, u]`` for the items of ``packed.shape[0]``
+    blocks from block ``block0`` (:func:`_block_row`; the last block writes only the
+    items past the block before it).
+
+    For each chunk of ``chunk`` features and each tile of :data:`TILE_LANES` units, the
+    direct tile (:func:`_conv_tile`, the units as its lanes and the items as its filters)
+    sums the chunk into ``tile`` for one block after the other, while that tile's weights
+    stay in cache; ``tile`` is then added to ``out`` (copied for the first chunk). As the
+    last block, the last tile of units ends at the last unit and writes only its new
+    units."""
+    items, (features, units) = x.shape[0], W.shape
+    _pack_items(x, block0, packed)
+    ws, ps, ts = W.reshape(W.size), packed.reshape(packed.size), tile.reshape(tile.size)
+    offsets = np.zeros(1, np.int64)
+    for c0 in range(0, features, chunk):
+        count = min(chunk, features - c0)
+        for start in range(0, units, TILE_LANES):
+            p = min(start, units - TILE_LANES)
+            for b in range(packed.shape[0]):
+                _conv_tile(ws, c0 * units + p, units, offsets, ps,
+                           (b * features + c0) * TILE_FILTERS, count, ts, 0, TILE_LANES)
+                nominal = (block0 + b) * TILE_FILTERS
+                row = _block_row(block0 + b, items)
+                for f in range(nominal - row, TILE_FILTERS):
+                    target, source = out[row + f, p:], tile[f]
+                    if c0 == 0:
+                        for l in range(start - p, TILE_LANES):
+                            target[l] = source[l]
+                    else:
+                        for l in range(start - p, TILE_LANES):
+                            target[l] += source[l]
+
+
+def _dense_pays(x, W):
+    """Whether the direct dense product takes ``x @ W``: float32, 2-D, at least a tile
+    of units, and items that fill their blocks at least four fifths (as filters must
+    for the convolution, :func:`_direct_pays`)."""
+    blocks = -(-x.shape[0] // TILE_FILTERS)
+    return (x.dtype == W.dtype == np.float32 and x.ndim == W.ndim == 2
+            and W.shape[1] >= TILE_LANES and x.shape[0] >= TILE_FILTERS
+            and 5 * x.shape[0] >= 4 * blocks * TILE_FILTERS)
+
+
+def dense(x, W, b=None, nonlinearity=None):
+    """:func:`_numpy.dense` without BLAS where the direct tile covers it (float32, at
+    least :data:`TILE_FILTERS` items filling their blocks, at least :data:`TILE_LANES`
+    units): the items split over :data:`THREADS` threads by blocks.
+
+    numpy's matrix products run on OpenBLAS, whose worker threads keep spinning for a
+    while after every product they share. Between two calls of a convolutional network
+    those spinning threads take cores from the convolution and pooling kernels' threads
+    (measured on the README CNN at batch 64, 2 cores: 19 ms a batch with the dense layer
+    on OpenBLAS against 13 ms with it here). Other calls, and the bias and nonlinearity,
+    are numpy's.
+    """
+    if not _dense_pays(x, W):
+        return _numpy.dense(x, W, b, nonlinearity)
+    load()
+    items, features = x.shape
+    x, W = np.ascontiguousarray(x), np.ascontiguousarray(W)
+    y = np.empty((items, W.shape[1]), np.float32)
+    blocks = -(-items // TILE_FILTERS)
+
+    def run(first, count):
+        packed = _scratch("dense", count * features * TILE_FILTERS, np.float32)
+        tile = _scratch("tile", TILE_FILTERS * TILE_LANES, np.float32)
+        _dense_direct(x, first, W, packed.reshape(count, features, TILE_FILTERS),
+                      tile.reshape(TILE_FILTERS, TILE_LANES), DENSE_CHUNK, y)
+
+    _run_split(run, blocks, _threads_for(items * W.size, blocks))
+    if b is not None:
+        y += b
+    return _numpy._activate(y, nonlinearity)
+
+
 # -- pooling -------------------------------------------------------------------------
 
 
@@ -600,7 +717,8 @@ def _pool(x, bounds, average, out):
 
 
 def pool(x, pool_size, stride=None, pad=None, ignore_border=True, mode="max"):
-    """:func:`_numpy.pool` (Theano's semantics) with a compiled window loop."""
+    """:func:`_numpy.pool` (Theano's semantics) with a compiled window loop, the planes
+    (items x channels) split over :data:`THREADS` threads."""
     pool_size = tuple(pool_size)
     stride, pad = _numpy.check_pool(x, pool_size, stride, pad, ignore_border, mode)
     nd, lead = len(pool_size), x.ndim - len(pool_size)
@@ -618,8 +736,14 @@ def pool(x, pool_size, stride=None, pad=None, ignore_border=True, mode="max"):
                                     _lift(stride, 1, nd), _lift(pad, 0, nd), lifted)):
         bounds[axis, :, :args[-1]] = pool_bounds(*args, mode)
     items = math.prod(x.shape[:lead])
-    _pool(np.ascontiguousarray(x).reshape((items,) + _lift(size, 1, nd)), bounds,
-          mode != "max", out.reshape((items,) + lifted))
+    planes = np.ascontiguousarray(x).reshape((items,) + _lift(size, 1, nd))
+    targets = out.reshape((items,) + lifted)
+
+    def run(first, count):
+        _pool(planes[first:first + count], bounds, mode != "max",
+              targets[first:first + count])
+
+    _run_split(run, items, _threads_for(x.size * math.prod(pool_size), items))
     return out
 
 
@@ -630,8 +754,8 @@ def spatial_pyramid_pool(x, pool_dims, mode="max"):
 
 def warm_cache():
     """Compile every kernel signature once (float32 and float64 convolutions with unit and
-    other strides, max and average pooling), filling numba's on-disk cache; return the
-    seconds it took."""
+    other strides, the direct dense product, max and average pooling), filling numba's
+    on-disk cache; return the seconds it took."""
     import time
 
     began = time.perf_counter()
@@ -643,4 +767,5 @@ def warm_cache():
         conv(np.ones((1, 1, 8, 8), dtype), np.ones((TILE_FILTERS, 1, 2, 2), dtype))  # direct
         for mode in ("max", "average_inc_pad"):
             pool(x, (2, 2), mode=mode)
+    dense(np.ones((TILE_FILTERS, 1), np.float32), np.ones((1, TILE_LANES), np.float32))
     return time.perf_counter() - began

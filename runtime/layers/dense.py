@@ -45,12 +45,13 @@ class DenseLayer(Layer):
         self.nonlinearity = get_nonlinearity(nonlinearity)
         self.W, self.b = W, b
         self._W_one_item = W if isinstance(W, np.memmap) else _transposed_copy(W)
+        self.kernels = kernels.layer_kernels()
 
     def __call__(self, x):
         lead = self.num_leading_axes
         if x.ndim == 2 and lead == 1 and x.shape[1] == self.W.shape[0]:  # (items, features)
-            return kernels.dense(x, self._W_one_item if x.shape[0] == 1 else self.W, self.b,
-                                 self.nonlinearity)
+            return self.kernels.dense(x, self._W_one_item if x.shape[0] == 1 else self.W,
+                                      self.b, self.nonlinearity)
         if x.ndim <= lead:
             raise ValueError(f"got num_leading_axes={lead} for a {x.ndim}-dimensional input")
         rows, features = x.shape[:lead], math.prod(x.shape[lead:])
@@ -58,8 +59,9 @@ class DenseLayer(Layer):
             raise ValueError(f"W has {self.W.shape[0]} rows, but each item of the input "
                              f"(shape {x.shape}) has {features} features")
         items = math.prod(rows)
-        y = kernels.dense(x.reshape(items, features), self._W_one_item if items == 1 else self.W,
-                          self.b, self.nonlinearity)
+        y = self.kernels.dense(x.reshape(items, features),
+                               self._W_one_item if items == 1 else self.W, self.b,
+                               self.nonlinearity)
         return y.reshape(rows + (self.W.shape[1],))
 
 
@@ -90,6 +92,7 @@ class NINLayer(Layer):
         self.untie_biases = untie_biases
         self.nonlinearity = get_nonlinearity(nonlinearity)
         self.W, self.b = W, b
+        self.kernels = kernels.layer_kernels()
 
     def __call__(self, x):
         if x.ndim < 2:
@@ -99,7 +102,7 @@ class NINLayer(Layer):
                              f"has {x.shape[1]} channels")
         channels_last = np.moveaxis(x, 1, -1)
         positions = channels_last.shape[:-1]
-        y = kernels.dense(channels_last.reshape(math.prod(positions), x.shape[1]), self.W)
+        y = self.kernels.dense(channels_last.reshape(math.prod(positions), x.shape[1]), self.W)
         y = np.moveaxis(y.reshape(positions + (self.W.shape[1],)), -1, 1)
         if self.b is not None:
             if self.untie_biases and self.b.shape[1:] != x.shape[2:]:

@@ -38,7 +38,7 @@ def conv_cases(draw, max_groups=3):
 @st.composite
 def direct_conv_cases(draw):
     """Unit-stride float32 convolutions with filters that fill the numba kernel's tiles
-    of 8 (7, 8, 13, 16 or 24 a group) over at least 32 flat positions: the cases
+    of 8 (7, 8, 13, 16 or 24 a group), mostly over at least 48 flat positions: the cases
     ``_numba.conv`` gives its direct kernel (unless wide padding makes most positions
     junk). Odd sizes, padding, dilation, groups,
     1 to 3 spatial axes, tied, untied and no biases."""

@@ -145,9 +145,10 @@ class TestDirectConv:
         out = [1, 1] + list(got.shape[2:])
         span = (out[-3] - 1) * padded[-2] * padded[-1] + (out[-2] - 1) * padded[-1] + out[-1]
         mostly_junk = np.prod(padded) > 2 * np.prod(out)  # then im2col, row by row
-        assert bool(direct_calls) is (span >= 32 and not mostly_junk)
+        assert bool(direct_calls) is (span >= _numba.TILE_LANES and not mostly_junk)
 
-    @pytest.mark.parametrize("width", [32, 33, 47, 63, 64, 65])
+    @pytest.mark.parametrize("width", [_numba.TILE_LANES + extra for extra in (0, 1, 15)]
+                             + [2 * _numba.TILE_LANES + extra for extra in (-1, 0, 1)])
     def test_the_last_tile_of_a_row_overlaps(self, direct_calls, width):
         """Spans of one tile, just over one (the last tile starts one position after
         the first) and just under two."""
@@ -163,7 +164,7 @@ class TestDirectConv:
         assert bool(direct_calls) is direct
 
     def test_short_spans_and_float64_go_to_the_products(self, direct_calls):
-        x, W = arrays(1, "float32", (2, 3, 5, 5), (8, 3, 3, 3))  # span 2 * 5 + 3 < 32
+        x, W = arrays(1, "float32", (2, 3, 5, 5), (8, 3, 3, 3))  # span 2 * 5 + 3 < 48
         check(_numba.conv(x, W), _numpy.conv(x, W))
         x, W = arrays(1, "float64", (2, 3, 9, 9), (8, 3, 3, 3))
         check(_numba.conv(x, W), _numpy.conv(x, W))
@@ -190,6 +191,76 @@ class TestDirectConv:
 
         with pytest.raises(ValueError, match="item 2"):
             _numba._run_split(fail_past_the_first, 4, 2)
+
+
+class TestDirectDense:
+    """The direct dense product (float32, items filling blocks of 8, at least a tile of
+    units): against numpy, with the items split over 1 to 3 threads."""
+
+    @pytest.fixture
+    def direct_calls(self, monkeypatch):
+        calls = []
+        real = _numba._dense_direct
+        monkeypatch.setattr(_numba, "_dense_direct",
+                            lambda *args: calls.append(args[1]) or real(*args))
+        monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)  # split even the small cases
+        return calls
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(items=st.integers(1, 70), features=st.integers(1, 300),
+           units=st.sampled_from([1, 10, 47, 48, 49, 95, 96, 97, 130]),
+           bias=st.booleans(), nonlinearity=st.sampled_from(FUSED + NOT_FUSED),
+           dtype=st.sampled_from(["float32", "float32", "float64"]), chunk=st.sampled_from(
+               [1, 7, _numba.DENSE_CHUNK]), threads=st.integers(1, 3), seed=st.integers(0, 99))
+    def test_matches_numpy(self, direct_calls, items, features, units, bias, nonlinearity,
+                           dtype, chunk, threads, seed):
+        x, W, b = arrays(seed, dtype, (items, features), (features, units),
+                         (units,) if bias else None)
+        f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
+        direct_calls.clear()
+        original = _numba.THREADS, _numba.DENSE_CHUNK
+        _numba.THREADS, _numba.DENSE_CHUNK = threads, chunk
+        try:
+            got = _numba.dense(x, W, b, f)
+        finally:
+            _numba.THREADS, _numba.DENSE_CHUNK = original
+        check(got, _numpy.dense(x, W, b, f))
+        blocks = -(-items // 8)
+        takes = (dtype == "float32" and units >= _numba.TILE_LANES and items >= 8
+                 and 5 * items >= 4 * 8 * blocks)
+        assert bool(direct_calls) is takes
+        if takes:  # one call a thread, each from the first block of its share
+            assert direct_calls == [blocks * i // min(threads, blocks)
+                                    for i in range(min(threads, blocks))]
+
+    @pytest.mark.parametrize("items, direct", [(8, True), (9, False), (13, True), (16, True),
+                                               (17, False), (33, True), (64, True)])
+    def test_items_fill_four_fifths_of_their_blocks(self, direct_calls, items, direct):
+        x, W = arrays(items, "float32", (items, 20), (20, 50))
+        check(_numba.dense(x, W), _numpy.dense(x, W))
+        assert bool(direct_calls) is direct
+
+    def test_threads_split_the_items_with_the_same_results(self, monkeypatch):
+        """Each item is summed in the same order whatever the split: equal bits, and the
+        last block (which starts inside the one before it) changes none of its rows."""
+        x, W, b = arrays(3, "float32", (61, 300), (300, 100), (100,))
+        results = []
+        for threads in (1, 2, 3):
+            monkeypatch.setattr(_numba, "THREADS", threads)
+            monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)
+            results.append(_numba.dense(x, W, b))
+        np.testing.assert_array_equal(results[0], results[1])
+        np.testing.assert_array_equal(results[0], results[2])
+        check(results[0], _numpy.dense(x, W, b))
+
+    def test_takes_non_contiguous_inputs_and_leaves_them_alone(self):
+        x, W = arrays(4, "float32", (40, 100), (100, 60))
+        x_view, W_view = x[:, ::2], W[::2, ::-1][:, :50]
+        before = x.copy(), W.copy()
+        check(_numba.dense(x_view, W_view), _numpy.dense(x_view, W_view))
+        np.testing.assert_array_equal(x, before[0])
+        np.testing.assert_array_equal(W, before[1])
 
 
 class TestPool:
@@ -250,7 +321,8 @@ class TestCompilation:
 
     def test_warm_cache_compiles_every_kernel(self):
         assert _numba.warm_cache() >= 0
-        inlined = {"_valid_range", "_u"}  # compiled into the kernels that call them
+        # called only by other kernels, compiled into them
+        inlined = {"_valid_range", "_u", "_block_row", "_pack_items"}
         for name in set(_numba._KERNELS) - inlined:
             assert getattr(_numba, name).signatures, f"{name} has no compiled signature"
 

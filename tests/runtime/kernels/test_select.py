@@ -48,15 +48,15 @@ def block_numba(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)
 
 
-def spy_on_conv(monkeypatch):
-    """Replace numpy's and numba's ``conv`` by spies (``auto`` selecting numba without
+def spy_on_conv(monkeypatch, kernel="conv"):
+    """Replace numpy's and numba's ``kernel`` by spies (``auto`` selecting numba without
     loading it); returns the list of the kernel modules' names they are called in."""
     picked = []
     for module in (_numpy, _numba):
         def spy(*args, module=module, **kwargs):
             picked.append(module.__name__.rsplit(".", 1)[1])
             return np.zeros(1)
-        monkeypatch.setattr(module, "conv", spy)
+        monkeypatch.setattr(module, kernel, spy)
     monkeypatch.setattr(kernels, "select", lambda: _numba)
     return picked
 
@@ -151,15 +151,47 @@ class TestLayerKernels:
         assert picked == ["_numba", "_numpy", "_numpy"]
 
     def test_auto_pools_by_the_work(self, monkeypatch):
-        monkeypatch.setattr(kernels, "AUTO_MIN_WORK", 100)
+        """Pooling's threshold is AUTO_MIN_POOL_WORK (input elements x window size)."""
+        monkeypatch.setattr(kernels, "AUTO_MIN_POOL_WORK", 100)
+        monkeypatch.setattr(kernels, "AUTO_MIN_WORK", 1)  # the other kernels' threshold
         monkeypatch.setattr(kernels, "select", lambda: pytest.fail("small pool went to numba"))
         x = np.arange(8.0).reshape(1, 2, 2, 2)  # 8 elements x 4: below 100
         np.testing.assert_array_equal(_auto.pool(x, (2, 2)), _numpy.pool(x, (2, 2)))
         np.testing.assert_array_equal(_auto.spatial_pyramid_pool(x, [1]),
                                       _numpy.spatial_pyramid_pool(x, [1]))
-        monkeypatch.setattr(kernels, "select", lambda: _numpy)  # the large-call branch
-        big = np.ones((1, 2, 8, 8))
+        selected = []
+        monkeypatch.setattr(kernels, "select", lambda: selected.append(1) or _numpy)
+        big = np.ones((1, 2, 8, 8))  # 128 elements x 4
         np.testing.assert_array_equal(_auto.pool(big, (2, 2)), _numpy.pool(big, (2, 2)))
+        np.testing.assert_array_equal(_auto.spatial_pyramid_pool(big, [1]),
+                                      _numpy.spatial_pyramid_pool(big, [1]))
+        assert selected == [1, 1]
+
+    def test_readme_cnn_pool_is_numpy_at_batch_1_and_numba_at_64(self):
+        """Its max-pool (32 x 24 x 24 inputs, 3 x 3 windows): 166 thousand comparisons an
+        item, numba's (split over the cores) from batch 26."""
+        work = 32 * 24 * 24 * 9
+        assert work < kernels.AUTO_MIN_POOL_WORK <= 64 * work
+
+    def test_auto_multiplies_on_numba_only_once_numba_runs(self, monkeypatch):
+        """A dense product never imports numba; once numba's kernels run in the process,
+        one of AUTO_MIN_WORK multiply-adds or more runs there (and any one within
+        numba_for_every_call), a smaller one on numpy."""
+        picked = spy_on_conv(monkeypatch, "dense")
+        monkeypatch.setattr(kernels, "select", lambda: pytest.fail("dense imported numba"))
+        W = np.zeros((4608, 128), np.float32)  # the README CNN's first dense layer
+        big, small = np.zeros((64, 4608), np.float32), np.zeros((1, 4608), np.float32)
+        assert small.shape[0] * W.size < kernels.AUTO_MIN_WORK <= big.shape[0] * W.size
+        monkeypatch.setattr(_numba, "_loaded", False)
+        _auto.dense(big, W)
+        with kernels.numba_for_every_call():
+            _auto.dense(small, W)
+        monkeypatch.setattr(_numba, "_loaded", True)
+        _auto.dense(big, W)
+        _auto.dense(small, W)
+        with kernels.numba_for_every_call():
+            _auto.dense(small, W)
+        assert picked == ["_numpy", "_numpy", "_numba", "_numpy", "_numba"]
 
     def test_offers_every_kernel(self):
         assert _auto.__all__ == _numpy.__all__

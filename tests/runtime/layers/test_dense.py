@@ -1,5 +1,6 @@
 """runtime.layers.dense against numpy references."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -71,13 +72,41 @@ class TestDenseLayer:
         assert not copy.flags.writeable and not np.shares_memory(copy, W)
         np.testing.assert_array_equal(copy, W)
         read = []
-        real_dense = kernels.dense
-        monkeypatch.setattr(kernels, "dense", lambda x, W, *a: read.append(W) or real_dense(
-            x, W, *a))
+        real_dense = layer.kernels.dense
+        monkeypatch.setattr(layer, "kernels", SimpleNamespace(
+            dense=lambda x, W, *a: read.append(W) or real_dense(x, W, *a)))
         np.testing.assert_array_equal(layer(np.array([[1, 2]], "f4")), [[6, 9, 12]])
         np.testing.assert_array_equal(layer(np.array([[1, 2], [0, 1]], "f4")),
                                       [[6, 9, 12], [3, 4, 5]])
         assert read[0] is copy and read[1] is W
+
+    @pytest.mark.parametrize("backend", ["numpy", "numba"])
+    @pytest.mark.parametrize("shape, lead", [((40, 300), 1), ((4, 10, 6, 50), 2)])
+    def test_large_batches_on_each_kernel(self, monkeypatch, backend, shape, lead):
+        """Items that fill blocks of 8, 48 units or more: numba's direct product under
+        FORGE_KERNELS=numba (one call per thread), numpy's under numpy."""
+        if backend == "numba":
+            pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        monkeypatch.setenv("FORGE_KERNELS", backend)
+        from runtime.kernels import _numba
+
+        calls = []
+        real = _numba._dense_direct
+        monkeypatch.setattr(_numba, "_dense_direct", lambda *a: calls.append(1) or real(*a))
+        rng = np.random.default_rng(1)
+        features = math.prod(shape[lead:])
+        W = rng.standard_normal((features, 50)).astype("f4")
+        b = rng.standard_normal(50).astype("f4")
+
+        def reference(x):
+            flat = x.astype("f8").reshape(shape[:lead] + (features,))
+            return np.maximum(flat @ W + b, 0)
+
+        check_layer("DenseLayer", dense_config(50, lead, "rectify"), {"W": W, "b": b},
+                    [shape], reference)
+        assert bool(calls) is (backend == "numba")
+        layer = build_layer("DenseLayer", dense_config(50), {"W": W, "b": b})
+        assert layer.kernels is kernels.layer_kernels()
 
     def test_uses_a_memory_mapped_W_as_it_is(self, tmp_path):
         """A copy would undo runtime.load(mmap=True)'s sharing of the weights."""
