@@ -10,6 +10,7 @@ dense products, which never import numba, also depend on whether numba's kernels
 the process (:func:`dense`).
 """
 import math
+import sys
 
 from . import _numpy
 from ._numpy import (
@@ -19,6 +20,9 @@ from ._numpy import (
 )
 
 __all__ = list(_numpy.__all__)
+
+#: ``runtime.kernels``, whose thresholds are read at every call (and may be changed).
+_settings = sys.modules[__name__.rpartition(".")[0]]
 
 
 def _kernels(work, pooling=False):
@@ -51,11 +55,11 @@ def dense(x, W, b=None, nonlinearity=None):
     in a process whose convolutions or pooling already do; the two sum in different
     orders, so such a product's last bits depend on which ran.
     """
-    from . import AUTO_MIN_WORK, _every_call
-    from . import _numba
+    if x.shape[0] * W.size >= _settings.AUTO_MIN_WORK or _settings._every_call.get():
+        from . import _numba
 
-    if _numba.loaded() and (x.shape[0] * W.size >= AUTO_MIN_WORK or _every_call.get()):
-        return _numba.dense(x, W, b, nonlinearity)
+        if _numba.loaded():
+            return _numba.dense(x, W, b, nonlinearity)
     return _numpy.dense(x, W, b, nonlinearity)
 
 
