@@ -337,6 +337,22 @@ def _conv_tile(*args):
 
 
 @_kernel
+def _touch(values, start, stop):
+    """Read ``values[start:stop]`` in order, one value per 64-byte cache line, and return
+    their sum (the caller stores it, so that the loop is not optimized away).
+
+    Brings an item's input into the L2 cache before the direct tiles read it: each tile
+    reads every channel's few rows at once, more streams than the hardware prefetcher
+    follows. Measured on a 2-core Sapphire Rapids VM: the README CNN's second
+    convolution went from 12.1 to 11.3 ms on one thread, the whole CNN at batch 64 from
+    10.7-10.9 to 9.8-10.1 ms a batch."""
+    total = values[start]
+    for i in range(start, stop, 64 // values.itemsize):
+        total += values[i]
+    return total
+
+
+@_kernel
 def _conv_direct(x3, first, count, channel, offsets, packed, group_filters, span, scratch,
                  bias, filter0, leak, plane, row, out):
     """The unit-stride convolution of items ``first .. first + count - 1`` of ``x3``
@@ -355,15 +371,19 @@ def _conv_direct(x3, first, count, channel, offsets, packed, group_filters, span
     channels, taps, filters = packed.shape[1], packed.shape[2], packed.shape[3]
     xs, ws, ss = x3.reshape(x3.size), packed.reshape(packed.size), scratch.reshape(scratch.size)
     shifts = np.zeros(1, np.int64)
+    # the group's filters of the scratch, typed C-contiguous (a 2-D slice would not be,
+    # and the last pass's loops would not vectorize: the README CNN's first convolution
+    # took 2.47 ms on one thread, 1.53 with this view)
+    results = ss[:group_filters * volume].reshape(1, group_filters, volume)
     for n in range(first, first + count):
         x0 = (n * x3.shape[1] + channel) * volume
-        for p in range(0, span, TILE_LANES):
-            p = min(p, span - TILE_LANES)
-            for k in range(blocks):
-                w0, s0 = k * channels * taps * filters, k * filters * volume
+        ss[0] = _touch(xs, x0, x0 + channels * volume)  # overwritten by the first tile
+        for k in range(blocks):
+            w0, s0 = k * channels * taps * filters, k * filters * volume
+            for p in range(0, span, TILE_LANES):
+                p = min(p, span - TILE_LANES)
                 _conv_tile(xs, x0 + p, volume, offsets, ws, w0, channels, ss, s0 + p, volume)
-        _sum_bias_activation(scratch[:, :group_filters], shifts, bias, n, filter0, leak,
-                             volume, plane, row, out)
+        _sum_bias_activation(results, shifts, bias, n, filter0, leak, volume, plane, row, out)
 
 
 def _fused_leak(nonlinearity):

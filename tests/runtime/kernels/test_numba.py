@@ -322,7 +322,7 @@ class TestCompilation:
     def test_warm_cache_compiles_every_kernel(self):
         assert _numba.warm_cache() >= 0
         # called only by other kernels, compiled into them
-        inlined = {"_valid_range", "_u", "_block_row", "_pack_items"}
+        inlined = {"_valid_range", "_u", "_block_row", "_pack_items", "_touch"}
         for name in set(_numba._KERNELS) - inlined:
             assert getattr(_numba, name).signatures, f"{name} has no compiled signature"
 
