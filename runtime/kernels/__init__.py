@@ -1,21 +1,27 @@
 """Numeric kernels shared by the layers, and the choice of their implementation.
 
 ``_numpy`` is the reference: always available, the fallback, and the oracle faster
-kernels are tested against. ``_numba`` accelerates convolution and pooling when numba
-(the optional ``[fast]`` extra: ``pip install 'forge-nn[fast]'``) is installed.
+kernels are tested against. ``_numba`` accelerates convolution, pooling and large dense
+products when numba (the optional ``[fast]`` extra: ``pip install 'forge-nn[fast]'``) is
+installed.
 
 The environment variable ``FORGE_KERNELS`` chooses, each time a layer with accelerated
 kernels (convolution, pooling) is built (:func:`layer_kernels`):
 
 ``auto`` (the default)
-    per call: numpy's kernel for a call whose work is below :data:`AUTO_MIN_WORK`,
-    numba's (imported on the first such call) for larger ones; numpy alone when numba
+    per call: numpy's kernel for a call whose work is below :data:`AUTO_MIN_WORK`
+    (pooling: :data:`AUTO_MIN_POOL_WORK`), numba's (imported on the first such call)
+    for larger ones; numpy alone when numba
     is not installed.
 ``numba``
     numba for every call, imported when the layer is built, or an ``ImportError`` that
     says what to install.
 ``numpy``
     numpy only.
+
+Dense layers (:func:`dense_kernels`) never import numba: under ``auto`` and ``numba``
+their large products run numba's direct kernel once convolution or pooling kernels
+have loaded numba in the process, numpy's OpenBLAS otherwise.
 
 numba's import and set-up (about 0.35 s, and seconds more to compile with an empty
 cache) never happen on ``import runtime``. Under ``auto`` a process that only makes
@@ -38,8 +44,9 @@ from ._numpy import (
     pool_output_shape, spatial_pyramid_bins, spatial_pyramid_pool, standardize, upscale,
 )
 
-__all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "AUTO_MIN_POOL_WORK", "select", "layer_kernels", "requested",
-           "numba_installed", "numba_for_every_call"] + _numpy.__all__
+__all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "AUTO_MIN_POOL_WORK", "select",
+           "layer_kernels", "dense_kernels", "requested", "numba_installed",
+           "numba_for_every_call"] + _numpy.__all__
 
 ENV_VAR = "FORGE_KERNELS"
 CHOICES = ("auto", "numpy", "numba")
@@ -151,6 +158,25 @@ def layer_kernels():
 
         return _auto
     return select()
+
+
+def dense_kernels():
+    """The kernels a dense layer calls: ``_numpy`` under ``FORGE_KERNELS=numpy`` or
+    without numba, ``_auto`` otherwise, under ``numba`` too. Never imports numba.
+
+    A dense product alone runs faster on numpy's OpenBLAS; ``_auto.dense`` moves large
+    products to numba's direct kernel only in a process whose convolution or pooling
+    kernels already run on numba, where OpenBLAS's spinning threads would take the cores
+    from theirs.
+
+    >>> dense_kernels().__name__.rsplit(".", 1)[1] in ("_numpy", "_auto")
+    True
+    """
+    if requested() == "numpy" or not numba_installed() or _auto_failed.is_set():
+        return _numpy
+    from . import _auto
+
+    return _auto
 
 
 def select_rnn():

@@ -45,7 +45,7 @@ class DenseLayer(Layer):
         self.nonlinearity = get_nonlinearity(nonlinearity)
         self.W, self.b = W, b
         self._W_one_item = W if isinstance(W, np.memmap) else _transposed_copy(W)
-        self.kernels = kernels.layer_kernels()
+        self.kernels = kernels.dense_kernels()
 
     def __call__(self, x):
         lead = self.num_leading_axes
@@ -92,7 +92,7 @@ class NINLayer(Layer):
         self.untie_biases = untie_biases
         self.nonlinearity = get_nonlinearity(nonlinearity)
         self.W, self.b = W, b
-        self.kernels = kernels.layer_kernels()
+        self.kernels = kernels.dense_kernels()
 
     def __call__(self, x):
         if x.ndim < 2:

@@ -126,19 +126,22 @@ def open_engine(engine, net, folder, threads=THREADS):
     return Engine(engine, predict, marks)
 
 
-def kernel_check(engine):
+def kernel_check(engine, net):
     """After a prediction: which runtime kernels ran, and whether they are ``engine``'s.
 
     Returns ``(kernels, problem)``: a description, and None when the kernels are the
-    ones the engine's name promises. Under ``FORGE_KERNELS=numba`` every layer with
-    numba kernels (convolution, pooling, dense) imports numba when it is built, so the
-    process must have imported it; a batch-1 MLP still multiplies on numpy (the direct
-    dense product needs 8 items or more). Under ``auto`` either is right (it depends on
-    the calls' sizes, and a dense layer alone never imports numba); the description
-    says which ran.
+    ones the engine's name promises. The runtime imports numba only when a model has
+    convolution or pooling layers (dense layers use numba's product only once those have
+    loaded it), so under ``FORGE_KERNELS=numba`` a model without them (the MLP) runs
+    numpy's kernels by design, and a model with them must have imported numba. Under
+    ``auto`` either is right (it depends on the calls' sizes); the description says
+    which ran.
     """
     if not engine.startswith("runtime-"):
         return None, None
+    from .networks import NETWORKS
+
+    accelerated = any(layer["kind"] in ("conv", "maxpool") for layer in NETWORKS[net])
     numba_loaded = "numba" in sys.modules
     wanted = engine.split("-", 1)[1]
     if wanted == "auto":  # numba for the calls large enough, numpy for the others
@@ -149,6 +152,8 @@ def kernel_check(engine):
             return "numba", "FORGE_KERNELS=numpy imported numba"
         return "numpy", None
     if numba_loaded:
-        return "numba (conv, pool, dense) + numpy", None
-    return "numpy", ("FORGE_KERNELS=numba did not import numba for a model with "
-                     "convolution, pooling or dense layers")
+        return "numba (conv, pool, large dense) + numpy", None
+    if accelerated:
+        return "numpy", ("FORGE_KERNELS=numba did not import numba for a model with "
+                         "convolution and pooling layers")
+    return "numpy (numba runs conv/pool, and dense next to them; this model has neither)", None

@@ -445,8 +445,8 @@ def render(results):
         "numba: under `auto` the MLP multiplies on numpy's OpenBLAS at every batch size, "
         "and the CNN's dense layers run numba's direct product at batch 64, where its "
         "convolutions already run numba (OpenBLAS's spinning threads would take the "
-        "cores from theirs). Under `FORGE_KERNELS=numba` the MLP's batches of 8 or more "
-        "run numba's direct product too.",
+        "cores from theirs). So the MLP runs the same numpy kernels under every "
+        "setting, and numba is never imported for it.",
         f"- `time.perf_counter` around each call, garbage collector off during a loop. "
         f"Latency: {timing['warmup_s']} s of warm-up, then {timing['latency_s']} s and at "
         f"least {timing['latency_min']} calls. Throughput: per batch size "

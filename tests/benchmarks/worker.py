@@ -175,7 +175,7 @@ def _time_model(engine, net, folder, settings):
     inputs = np.load(os.path.join(folder, f"{net}.inputs.npy"))
     reference = np.load(os.path.join(folder, f"{net}.reference.npy"))
     output = opened.predict(inputs)
-    backend, problem = kernel_check(engine)
+    backend, problem = kernel_check(engine, net)
     if problem:
         return {"unavailable": problem, "kernels": backend}
     diff = float(np.max(np.abs(output.astype(np.float64) - reference)))
@@ -256,7 +256,7 @@ def coldstart(engine, net, folder):
     x = np.load(os.path.join(folder, f"{net}.inputs.npy"))[:1].copy()
     y = opened.predict(x)
     predicted = time.monotonic()
-    backend, problem = kernel_check(engine)
+    backend, problem = kernel_check(engine, net)
     reference = np.load(os.path.join(folder, f"{net}.reference.npy"))[:1]
     return {"started": started, "imported": opened.marks["imported"],
             "loaded": opened.marks["loaded"], "predicted": predicted,

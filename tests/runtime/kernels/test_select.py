@@ -198,6 +198,36 @@ class TestLayerKernels:
         assert all(callable(getattr(_auto, name)) for name in _numpy.__all__)
 
 
+class TestDenseKernels:
+    @pytest.mark.parametrize("value, module", [("numpy", _numpy), ("auto", _auto),
+                                               ("numba", _auto)])
+    def test_by_the_variable(self, monkeypatch, value, module):
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        monkeypatch.setenv("FORGE_KERNELS", value)
+        assert kernels.dense_kernels() is module
+
+    def test_numpy_without_numba(self, monkeypatch):
+        monkeypatch.setenv("FORGE_KERNELS", "numba")
+        block_numba(monkeypatch)
+        assert kernels.dense_kernels() is _numpy
+
+    @pytest.mark.parametrize("value", ["auto", "numba"])
+    def test_a_dense_model_never_imports_numba(self, tmp_path, value):
+        """Even at batch 64, and under FORGE_KERNELS=numba: an MLP alone multiplies
+        faster on OpenBLAS, and keeps numpy's cold start."""
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        b = BundleBuilder()
+        x = b.input("x", [None, 300])
+        b.layer("DenseLayer", [x], {"num_units": 100, "num_leading_axes": 1,
+                                    "nonlinearity": {"name": "rectify"}},
+                {"W": np.ones((300, 100), np.float32), "b": None}, shape=[None, 100],
+                name="d")
+        path = b.write(tmp_path / "dense.npz")
+        code = (f"import runtime, numpy as np\nm = runtime.load({str(path)!r})\n"
+                f"m.warm_up()\nassert m(np.ones((64, 300), np.float32)).shape == (64, 100)")
+        assert "numba" not in modules_after(code, FORGE_KERNELS=value)
+
+
 def modules_after(code, **env):
     """Top-level modules a fresh interpreter has loaded after running ``code``."""
     script = (f"import sys, json\n{code}\nprint(json.dumps(sorted(k for k, v in "

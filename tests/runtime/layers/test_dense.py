@@ -80,16 +80,19 @@ class TestDenseLayer:
                                       [[6, 9, 12], [3, 4, 5]])
         assert read[0] is copy and read[1] is W
 
-    @pytest.mark.parametrize("backend", ["numpy", "numba"])
+    @pytest.mark.parametrize("backend", ["numpy", "auto", "numba"])
     @pytest.mark.parametrize("shape, lead", [((40, 300), 1), ((4, 10, 6, 50), 2)])
     def test_large_batches_on_each_kernel(self, monkeypatch, backend, shape, lead):
-        """Items that fill blocks of 8, 48 units or more: numba's direct product under
-        FORGE_KERNELS=numba (one call per thread), numpy's under numpy."""
-        if backend == "numba":
+        """Items that fill blocks of 8, 48 units or more, numba's kernels loaded (as a
+        convolution loads them): numba's direct product under auto and numba, numpy's
+        under numpy."""
+        if backend != "numpy":
             pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
-        monkeypatch.setenv("FORGE_KERNELS", backend)
         from runtime.kernels import _numba
 
+        _numba.load()
+        monkeypatch.setenv("FORGE_KERNELS", backend)
+        monkeypatch.setattr(kernels, "AUTO_MIN_WORK", 2**10)  # these products are "large"
         calls = []
         real = _numba._dense_direct
         monkeypatch.setattr(_numba, "_dense_direct", lambda *a: calls.append(1) or real(*a))
@@ -104,9 +107,9 @@ class TestDenseLayer:
 
         check_layer("DenseLayer", dense_config(50, lead, "rectify"), {"W": W, "b": b},
                     [shape], reference)
-        assert bool(calls) is (backend == "numba")
+        assert bool(calls) is (backend != "numpy")
         layer = build_layer("DenseLayer", dense_config(50), {"W": W, "b": b})
-        assert layer.kernels is kernels.layer_kernels()
+        assert layer.kernels is kernels.dense_kernels()
 
     def test_uses_a_memory_mapped_W_as_it_is(self, tmp_path):
         """A copy would undo runtime.load(mmap=True)'s sharing of the weights."""
