@@ -1,5 +1,6 @@
 """Parity of DenseLayer and NINLayer over generated configurations."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from forge import init, layers as L
@@ -29,6 +30,35 @@ class TestDenseLayer:
         layer = L.DenseLayer(l_in, num_units=num_units, num_leading_axes=leading, W=W, b=b,
                              nonlinearity=data.draw(nonlinearities(kept + 1)))
         assert_parity(layer, bundle_path(), batch=data.draw(st.integers(1, 4)))
+
+
+    @settings(**SETTINGS)
+    @given(data=st.data())
+    def test_parity_on_the_direct_product(self, data, bundle_path, monkeypatch):
+        """Batches that fill blocks of 8 items and 48 units or more, in a process whose
+        convolutions have loaded numba: the runtime multiplies with numba's direct
+        product (``runtime.kernels._numba.dense``), not OpenBLAS."""
+        pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
+        from runtime import kernels
+        from runtime.kernels import _numba
+
+        _numba.load()
+        monkeypatch.setattr(kernels, "AUTO_MIN_WORK", 0)  # every product counts as large
+        calls = []
+        real = _numba._dense_direct
+        monkeypatch.setattr(_numba, "_dense_direct", lambda *a: calls.append(1) or real(*a))
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+        trailing = data.draw(shapes(1, 2, max_side=12))
+        num_inputs = int(np.prod(trailing))
+        num_units = data.draw(st.integers(48, 70))
+        l_in = L.InputLayer([None] + trailing)
+        layer = L.DenseLayer(l_in, num_units=num_units,
+                             W=parameter(data.draw, (num_inputs, num_units), rng),
+                             b=rng.standard_normal(num_units).astype(np.float32),
+                             nonlinearity=data.draw(nonlinearities(2)))
+        batch = data.draw(st.sampled_from([8, 13, 16, 24, 33, 40]))
+        assert_parity(layer, bundle_path(), batch=batch)
+        assert calls
 
 
 class TestNINLayer:
