@@ -28,6 +28,19 @@ def check(got, expected):
     np.testing.assert_allclose(got, expected, **TOLERANCE[expected.dtype.name])
 
 
+def same_bits_for_any_thread_count(monkeypatch, call):
+    """``call()`` with its work split over 1, 2 and 3 threads gives equal bits (each item
+    is summed in the same order whatever the split); returns the result."""
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_numba, "THREADS", threads)
+        monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)
+        results.append(call())
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+    return results[0]
+
+
 def test_offers_every_kernel_the_numpy_module_offers():
     assert _numba.__all__ == _numpy.__all__
     for name in _numpy.__all__:
@@ -171,15 +184,8 @@ class TestDirectConv:
         assert not direct_calls
 
     def test_threads_split_the_batch_with_the_same_results(self, monkeypatch):
-        """Each item is summed in the same order whatever the split: equal bits."""
         x, W, b = arrays(2, "float32", (7, 16, 12, 12), (16, 16, 3, 3), (16,))
-        results = []
-        for threads in (1, 2, 3):
-            monkeypatch.setattr(_numba, "THREADS", threads)
-            monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)
-            results.append(_numba.conv(x, W, b))
-        np.testing.assert_array_equal(results[0], results[1])
-        np.testing.assert_array_equal(results[0], results[2])
+        same_bits_for_any_thread_count(monkeypatch, lambda: _numba.conv(x, W, b))
         assert _numba._threads_for(10**12, 7) == 3 and _numba._threads_for(10**12, 2) == 2
         monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 2**24)
         assert _numba._threads_for(2**24 * 2 - 1, 64) == 1  # too little work to share
@@ -242,17 +248,11 @@ class TestDirectDense:
         assert bool(direct_calls) is direct
 
     def test_threads_split_the_items_with_the_same_results(self, monkeypatch):
-        """Each item is summed in the same order whatever the split: equal bits, and the
-        last block (which starts inside the one before it) changes none of its rows."""
+        """Also: the last block (which starts inside the one before it) changes none of
+        the rows before it."""
         x, W, b = arrays(3, "float32", (61, 300), (300, 100), (100,))
-        results = []
-        for threads in (1, 2, 3):
-            monkeypatch.setattr(_numba, "THREADS", threads)
-            monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 1)
-            results.append(_numba.dense(x, W, b))
-        np.testing.assert_array_equal(results[0], results[1])
-        np.testing.assert_array_equal(results[0], results[2])
-        check(results[0], _numpy.dense(x, W, b))
+        check(same_bits_for_any_thread_count(monkeypatch, lambda: _numba.dense(x, W, b)),
+              _numpy.dense(x, W, b))
 
     def test_takes_non_contiguous_inputs_and_leaves_them_alone(self):
         x, W = arrays(4, "float32", (40, 100), (100, 60))
@@ -265,9 +265,23 @@ class TestDirectDense:
 
 class TestPool:
     @settings(max_examples=80, deadline=None)
-    @given(case=pool_cases())
-    def test_matches_numpy(self, case):
-        check(_numba.pool(*case), _numpy.pool(*case))
+    @given(case=pool_cases(), threads=st.integers(1, 3))
+    def test_matches_numpy(self, case, threads):
+        """With the planes split over 1 to 3 threads, even for small inputs."""
+        original = _numba.THREADS, _numba.THREAD_MIN_WORK
+        _numba.THREADS, _numba.THREAD_MIN_WORK = threads, 1
+        try:
+            got = _numba.pool(*case)
+        finally:
+            _numba.THREADS, _numba.THREAD_MIN_WORK = original
+        check(got, _numpy.pool(*case))
+
+    def test_threads_split_the_planes_with_the_same_results(self, monkeypatch):
+        x, = arrays(6, "float32", (5, 3, 24, 24))
+        for mode in _numpy.POOL_MODES:
+            check(same_bits_for_any_thread_count(
+                monkeypatch, lambda: _numba.pool(x, (3, 3), (2, 2), mode=mode)),
+                _numpy.pool(x, (3, 3), (2, 2), mode=mode))
 
     @pytest.mark.parametrize("where", [(0, 0, 0), (0, 1, 1), (1, 2, 2), (1, 0, 3)])
     @pytest.mark.parametrize("mode", _numpy.POOL_MODES)
