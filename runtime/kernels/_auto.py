@@ -29,10 +29,8 @@ def _kernels(work, pooling=False):
     """The kernel module for a call of ``work`` multiply-adds (or, ``pooling``,
     comparisons): numba's from ``AUTO_MIN_WORK`` (``AUTO_MIN_POOL_WORK``) up, and
     whatever the work within ``runtime.kernels.numba_for_every_call``."""
-    from . import AUTO_MIN_POOL_WORK, AUTO_MIN_WORK, _every_call, select
-
-    least = AUTO_MIN_POOL_WORK if pooling else AUTO_MIN_WORK
-    return _numpy if work < least and not _every_call.get() else select()
+    least = _settings.AUTO_MIN_POOL_WORK if pooling else _settings.AUTO_MIN_WORK
+    return _numpy if work < least and not _settings._every_call.get() else _settings.select()
 
 
 def conv_work(x, W):

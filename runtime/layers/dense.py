@@ -29,7 +29,9 @@ class DenseLayer(Layer):
     transposed (``W.T`` contiguous), which numpy's BLAS multiplies 1.2 to 2 times faster
     than ``W`` itself; batches read ``W`` (from the copy they run up to 1.3 times
     slower). The copy doubles the memory of the layer's weights, except for a
-    memory-mapped ``W`` (``runtime.load(mmap=True)``), which is used as it is.
+    memory-mapped ``W`` (``runtime.load(mmap=True)``), which is used as it is. Large
+    float32 batches run numba's direct product instead of OpenBLAS's once convolution or
+    pooling kernels have loaded numba in the process (``runtime.kernels.dense_kernels``).
     """
 
     config_keys = ("num_units", "num_leading_axes", "nonlinearity")
