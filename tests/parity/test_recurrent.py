@@ -54,6 +54,9 @@ class Case:
     def __init__(self, data):
         draw = self.draw = data.draw
         self.rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+        # the gates' initializers (init.Normal) draw from forge's generator: seeded from
+        # the example, so that a failing example fails again when hypothesis replays it
+        forge.random.set_rng(np.random.RandomState(self.rng.integers(2**31)))
         self.time = draw(st.integers(1, 5))
         features = draw(st.lists(st.integers(1, 3), min_size=1, max_size=2))
         self.units = draw(st.integers(1, 4))
