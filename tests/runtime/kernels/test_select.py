@@ -48,7 +48,7 @@ def block_numba(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)
 
 
-def spy_on_conv(monkeypatch, kernel="conv"):
+def spy_on_kernel(monkeypatch, kernel="conv"):
     """Replace numpy's and numba's ``kernel`` by spies (``auto`` selecting numba without
     loading it); returns the list of the kernel modules' names they are called in."""
     picked = []
@@ -131,7 +131,7 @@ class TestLayerKernels:
     @pytest.mark.parametrize("batch, expected", [(1, "_numpy"), (3, "_numba")])
     def test_auto_picks_by_the_work(self, monkeypatch, batch, expected):
         """12.5 million multiply-adds a sample: batch 1 is below AUTO_MIN_WORK, 3 above."""
-        picked = spy_on_conv(monkeypatch)
+        picked = spy_on_kernel(monkeypatch)
         x, W = np.zeros((batch, 64, 26, 26), np.float32), np.zeros((32, 64, 3, 3), np.float32)
         assert (_auto.conv_work(x, W) >= kernels.AUTO_MIN_WORK) == (batch > 1)
         _auto.conv(x, W)
@@ -140,7 +140,7 @@ class TestLayerKernels:
     def test_every_call_goes_to_numba_within_the_context(self, monkeypatch):
         """``numba_for_every_call`` sends a batch-1 call (below AUTO_MIN_WORK) to numba's
         kernel, in this thread only, and only until the context ends."""
-        picked = spy_on_conv(monkeypatch)
+        picked = spy_on_kernel(monkeypatch)
         x, W = np.zeros((1, 64, 26, 26), np.float32), np.zeros((32, 64, 3, 3), np.float32)
         with kernels.numba_for_every_call():
             _auto.conv(x, W)
@@ -177,7 +177,7 @@ class TestLayerKernels:
         """A dense product never imports numba; once numba's kernels run in the process,
         one of AUTO_MIN_WORK multiply-adds or more runs there (and any one within
         numba_for_every_call), a smaller one on numpy."""
-        picked = spy_on_conv(monkeypatch, "dense")
+        picked = spy_on_kernel(monkeypatch, "dense")
         monkeypatch.setattr(kernels, "select", lambda: pytest.fail("dense imported numba"))
         W = np.zeros((4608, 128), np.float32)  # the README CNN's first dense layer
         big, small = np.zeros((64, 4608), np.float32), np.zeros((1, 4608), np.float32)
