@@ -190,6 +190,15 @@ class TestDirectConv:
         monkeypatch.setattr(_numba, "THREAD_MIN_WORK", 2**24)
         assert _numba._threads_for(2**24 * 2 - 1, 64) == 1  # too little work to share
 
+    def test_the_readme_cnn_at_batch_64_uses_two_cores_throughout(self, monkeypatch):
+        """At the shipped THREAD_MIN_WORK, on 2 cores: its first convolution (64 x 26 x 26
+        positions x 576 weights, bound by its output) and its pooling (32 x 24 x 24 x 9
+        comparisons an item) split too, not only the second convolution."""
+        monkeypatch.setattr(_numba, "THREADS", 2)
+        for work in (64 * 26 * 26 * 576, 64 * 24 * 24 * 64 * 32 * 9, 64 * 32 * 24 * 24 * 9):
+            assert _numba._threads_for(work, 64) == 2
+        assert _numba._threads_for(64 * 32 * 24 * 24 * 9 // 4, 16) == 1  # batch 16's pool
+
     def test_an_error_in_a_pool_thread_reaches_the_caller(self):
         def fail_past_the_first(first, count):
             if first:
