@@ -12,6 +12,8 @@ the process (:func:`dense`).
 import math
 import sys
 
+import numpy as np
+
 from . import _numpy
 from ._numpy import (
     affine, autocrop, conv_output_shape, conv_transpose, feature_pool, feature_wta,
@@ -53,10 +55,14 @@ def dense(x, W, b=None, nonlinearity=None):
     in a process whose convolutions or pooling already do; the two sum in different
     orders, so such a product's last bits depend on which ran.
     """
-    if x.shape[0] * W.size >= _settings.AUTO_MIN_WORK or _settings._every_call.get():
+    warming = _settings._every_call.get()
+    if x.shape[0] * W.size >= _settings.AUTO_MIN_WORK or warming:
         from . import _numba
 
         if _numba.loaded():
+            if warming and x.shape[0] < _numba.TILE_FILTERS:  # Model.warm_up's batch of 1:
+                # compile (or load) the direct product that large batches will run
+                _numba.dense(np.zeros((_numba.TILE_FILTERS, x.shape[1]), x.dtype), W)
             return _numba.dense(x, W, b, nonlinearity)
     return _numpy.dense(x, W, b, nonlinearity)
 

@@ -643,6 +643,16 @@ def _dense_direct(x, block0, W, packed, tile, chunk, out):
                             target[l] += source[l]
 
 
+def _frozen(a):
+    """``a`` as a C-contiguous, read-only array (a view where it can be). numba compiles a
+    signature for read-only arrays and another for writable ones; freezing a kernel's
+    operands makes every call take one (a model's weights are read-only, a copy is not),
+    so that ``Model.warm_up`` compiles what large calls run."""
+    a = np.ascontiguousarray(a).view()
+    a.flags.writeable = False
+    return a
+
+
 def _dense_pays(x, W):
     """Whether the direct dense product takes ``x @ W``: float32, 2-D, at least a tile
     of units, and items that fill their blocks at least four fifths (as filters must
@@ -669,7 +679,7 @@ def dense(x, W, b=None, nonlinearity=None):
         return _numpy.dense(x, W, b, nonlinearity)
     load()
     items, features = x.shape
-    x, W = np.ascontiguousarray(x), np.ascontiguousarray(W)
+    x, W = _frozen(x), _frozen(W)
     y = np.empty((items, W.shape[1]), np.float32)
     blocks = -(-items // TILE_FILTERS)
 

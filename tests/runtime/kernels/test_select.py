@@ -15,6 +15,7 @@ from runtime import kernels
 from runtime.kernels import _auto, _numba, _numpy
 
 from ..helpers import BundleBuilder
+from ..profile_cnn import readme_cnn
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -176,7 +177,8 @@ class TestLayerKernels:
     def test_auto_multiplies_on_numba_only_once_numba_runs(self, monkeypatch):
         """A dense product never imports numba; once numba's kernels run in the process,
         one of AUTO_MIN_WORK multiply-adds or more runs there (and any one within
-        numba_for_every_call), a smaller one on numpy."""
+        numba_for_every_call, which also runs a block of 8 items first, to compile the
+        product large batches take), a smaller one on numpy."""
         picked = spy_on_kernel(monkeypatch, "dense")
         monkeypatch.setattr(kernels, "select", lambda: pytest.fail("dense imported numba"))
         W = np.zeros((4608, 128), np.float32)  # the README CNN's first dense layer
@@ -191,7 +193,7 @@ class TestLayerKernels:
         _auto.dense(small, W)
         with kernels.numba_for_every_call():
             _auto.dense(small, W)
-        assert picked == ["_numpy", "_numpy", "_numba", "_numpy", "_numba"]
+        assert picked == ["_numpy", "_numpy", "_numba", "_numpy", "_numba", "_numba"]
 
     def test_offers_every_kernel(self):
         assert _auto.__all__ == _numpy.__all__
@@ -255,10 +257,11 @@ class TestNumbaLoadsLazily:
                 f"y = m(np.ones(({batch}, 64, 26, 26)))\nassert y.shape == ({batch}, 32, 24, 24)")
         assert ("numba" in modules_after(code, FORGE_KERNELS=value)) is loaded
 
-    @pytest.mark.parametrize("builder", [readme_conv2_builder, conv_builder])
+    @pytest.mark.parametrize("builder", [readme_conv2_builder, conv_builder, readme_cnn])
     def test_warm_up_loads_every_kernel_a_large_call_needs(self, tmp_path, builder):
         """``auto``: after ``Model.warm_up`` (batch 1), numba is imported and a batch-64
-        call compiles or loads no kernel signature that the warm-up did not."""
+        call compiles or loads no kernel signature that the warm-up did not (for the
+        whole README CNN too, whose dense layer takes numba's direct product at 64)."""
         pytest.importorskip("numba", reason="numba not installed (optional [fast] extra)")
         path = builder().write(tmp_path / "conv.npz")
         code = (
