@@ -250,25 +250,24 @@ class Model:
         with kernels.numba_for_every_call():
             self.run(feeds, outputs=list(self._layers))
 
+    @np.errstate(all="ignore")  # IEEE results (inf, nan), as in PyTensor
     def _execute(self, values, steps):
         """Run ``steps`` (see :meth:`_steps`) on ``values`` (the converted feeds by input
         name), adding each layer's result; returns ``values``."""
-        with np.errstate(all="ignore"):  # IEEE results (inf, nan), as in PyTensor
-            for name, layer, sources, done, tail in steps:
-                args = [values[s] for s in sources]
-                try:
-                    result = layer(*args)
-                except (ValueError, IndexError) as exc:
-                    shapes = ", ".join(str(a.shape) for a in args)
-                    raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take "
-                                     f"input of shape {shapes}: {exc}") from exc
-                # the usual case, an array with a free batch axis, checked without a loop
-                if (type(result) is not np.ndarray or result.shape[1:] != tail  # noqa: E721
-                        or not result.ndim):
-                    result = self._checked(name, layer, result)
-                values[name] = result
-                for source in done:
-                    del values[source]  # free memory as soon as possible
+        for name, layer, sources, done, tail in steps:
+            try:
+                result = layer(*[values[s] for s in sources])
+            except (ValueError, IndexError) as exc:
+                shapes = ", ".join(str(values[s].shape) for s in sources)
+                raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take "
+                                 f"input of shape {shapes}: {exc}") from exc
+            # the usual case, an array with a free batch axis, checked without a loop
+            if (type(result) is not np.ndarray or result.shape[1:] != tail  # noqa: E721
+                    or not result.ndim):
+                result = self._checked(name, layer, result)
+            values[name] = result
+            for source in done:
+                del values[source]  # free memory as soon as possible
         return values
 
     def _steps(self, names):
@@ -389,11 +388,12 @@ def _convert(spec, value):
         raise InputError(f"input {spec.name!r}: expected shape {_shape_text(spec.shape)} "
                          f"({_axes(len(spec.shape))}), got shape {_shape_text(array.shape)} "
                          f"({_axes(array.ndim)})")
-    for axis, (want, got) in enumerate(zip(spec.shape, array.shape)):
-        if want is not None and want != got:
-            raise InputError(f"input {spec.name!r}: expected shape {_shape_text(spec.shape)}"
-                             f", got {_shape_text(array.shape)}: axis {axis} must have "
-                             f"size {want}, not {got}")
+    if not (spec.shape[:1] == (None,) and array.shape[1:] == spec.shape[1:]):  # a batch
+        for axis, (want, got) in enumerate(zip(spec.shape, array.shape)):
+            if want is not None and want != got:
+                raise InputError(f"input {spec.name!r}: expected shape "
+                                 f"{_shape_text(spec.shape)}, got {_shape_text(array.shape)}"
+                                 f": axis {axis} must have size {want}, not {got}")
     array = array.astype(spec.dtype, copy=False).view()
-    array.flags.writeable = False  # layers must never write into the caller's data
+    array.setflags(write=False)  # layers must never write into the caller's data
     return array

@@ -55,13 +55,13 @@ def dense(x, W, b=None, nonlinearity=None):
     in a process whose convolutions or pooling already do; the two sum in different
     orders, so such a product's last bits depend on which ran.
     """
-    warming = _settings._every_call.get()
-    if x.shape[0] * W.size >= _settings.AUTO_MIN_WORK or warming:
+    if x.shape[0] * W.size >= _settings.AUTO_MIN_WORK or _settings._every_call.get():
         from . import _numba
 
         if _numba.loaded():
-            if warming and x.shape[0] < _numba.TILE_FILTERS:  # Model.warm_up's batch of 1:
-                # compile (or load) the direct product that large batches will run
+            if x.shape[0] < _numba.TILE_FILTERS and _settings._every_call.get():
+                # Model.warm_up's batch of 1: compile (or load) the direct product that
+                # large batches will run
                 _numba.dense(np.zeros((_numba.TILE_FILTERS, x.shape[1]), x.dtype), W)
             return _numba.dense(x, W, b, nonlinearity)
     return _numpy.dense(x, W, b, nonlinearity)

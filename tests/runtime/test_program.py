@@ -199,6 +199,14 @@ class TestInBundles:
         model = self.build({"name": "program", "program": program(*code)}).load()
         np.testing.assert_allclose(model(np.array([[1, -2, -1]], np.float32)), [[-1.0, -1.0]])
 
+    def test_a_program_nonlinearity_gets_a_single_item_as_a_row(self):
+        """The batch-1 product is 1-D inside the kernel; a program, which may name axes,
+        still gets the (1, units) row (softmax over axis 0 of one row is all ones)."""
+        code = [ins("softmax", [0], {"axis": 0})]
+        model = self.build({"name": "program", "program": program(*code)}).load()
+        np.testing.assert_allclose(model(np.array([[1, -2, -1]], np.float32)), [[1.0, 1.0]])
+        np.testing.assert_allclose(model(np.ones((2, 3), np.float32)), [[0.5, 0.5]] * 2)
+
     def test_malformed_program_in_a_bundle_is_refused_at_load(self, tmp_path):
         bad = {"name": "program", "program": program(ins("exp", [3]))}
         path = self.build(copy.deepcopy(bad)).write(str(tmp_path / "m.npz"))
