@@ -192,16 +192,17 @@ def _latency(variant, nets, notes):
             entry = _model(variant, engine, net)
             if "latency_ms" not in entry:
                 rows.append([net, ENGINE_LABELS[engine], notes.na(entry), "", "", "", "",
-                             ""])
+                             "", ""])
                 continue
             lat = entry["latency_ms"]
             rows.append([net, ENGINE_LABELS[engine], _num(lat["median"]), _num(lat["p90"]),
                          _ratio(lat["median"], reference),
                          _ratio(lat["p90"], _model(variant, REFERENCE, net)
                                 .get("latency_ms", {}).get("p90")), lat["n"],
-                         _load(lat.get("foreign_cores"))])
+                         _load(lat.get("foreign_cores")),
+                         " / ".join(_num(m) for m in lat.get("rounds", [lat["median"]]))])
     return _table(["model", "engine", "median ms", "p90 ms", "median × ORT", "p90 × ORT",
-                   "runs", "other load"], rows)
+                   "runs", "other load", "each round's median ms"], rows)
 
 
 def _throughput(variant, nets, batches, notes):
@@ -323,6 +324,18 @@ def _cold_text(results):
         "`VmHWM` (/proc/self/status): `resource.getrusage().ru_maxrss` is not usable "
         "here, since Linux carries it across fork and exec, so every child reported the "
         "benchmark parent's peak.")
+
+
+def _rounds_text(count):
+    if count == 1:
+        return "- Each engine was timed in one subprocess."
+    return (f"- Each engine was timed in {count} subprocesses, one per round; a round times "
+            "every engine once, each round starting one engine later. Each latency and "
+            "throughput figure is the median round's, so that a neighbour's burst during "
+            "one engine's process moves its ratio less (in single-round runs of this "
+            "machine the MLP's batch-1 ratio moved between 0.9× and 1.5× from run to "
+            "run; ONNX Runtime itself between 87 and 128 µs). Every round's figure is in "
+            "the JSON (`--json`).")
 
 
 def render(results):
@@ -452,6 +465,7 @@ def render(results):
         f"least {timing['latency_min']} calls. Throughput: per batch size "
         f"{timing['warmup_s']} s of warm-up, then {timing['throughput_s']} s and at least "
         f"{timing['throughput_min']} batches.",
+        _rounds_text(results['settings'].get("timing_rounds", 1)),
         "- *Other load* is the average number of cores that processes other than the "
         "measured one kept busy during the measurement (from /proc/stat, less the measured "
         "process's own CPU time). This machine is shared: one busy neighbour on 2 cores "

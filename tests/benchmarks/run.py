@@ -23,6 +23,7 @@ Examples
 """
 import argparse
 import compileall
+import copy
 import datetime
 import json
 import os
@@ -57,6 +58,7 @@ SETTINGS = {
         "timing": {"warmup_s": 0.5, "latency_s": 3.0, "latency_min": 50,
                    "throughput_s": 2.0, "throughput_min": 5, "batches": [64, 256],
                    "attempts": 3},
+        "timing_rounds": 3,
         "cold_reps": 5, "cold_prime": True, "cold_attempts": 2, "quiet_wait_s": 30.0,
         "quiet_total_s": 150.0,
         "training_s": 5.0, "training_min": 5, "timeout_s": 300,
@@ -65,6 +67,7 @@ SETTINGS = {
         "timing": {"warmup_s": 0.05, "latency_s": 0.15, "latency_min": 10,
                    "throughput_s": 0.1, "throughput_min": 2, "batches": [64, 256],
                    "attempts": 1},
+        "timing_rounds": 1,
         "cold_reps": 1, "cold_prime": False, "cold_attempts": 1, "quiet_wait_s": 0.0,
         "quiet_total_s": 0.0,
         "training_s": 0.0, "training_min": 0, "timeout_s": 120,
@@ -242,24 +245,65 @@ def verify(folder, net, weights):
 # -- measurements -----------------------------------------------------------------------------
 
 def run_timing(folder, nets, variant_env, settings, numba_cache):
-    """Time every engine (one subprocess each); results by engine."""
-    results = {}
-    for engine in ENGINES:
-        cache = numba_cache if engine in ("runtime-numba", "runtime-auto") else None
-        args = ["timing", engine, folder, "--nets", ",".join(nets),
-                "--settings", json.dumps(settings["timing"])]
-        wait_quiet(settings["quiet_wait_s"])
-        result, _ = _python("tests.benchmarks.worker", args,
-                            _engine_env(variant_env, engine, cache), settings["timeout_s"])
-        if "error" in result:
-            result = {"engine": engine, "models": {net: dict(result) for net in nets}}
-        results[engine] = result
-        summary = ", ".join(
-            f"{net}: " + (f"{m['latency_ms']['median']:.3g} ms" if "latency_ms" in m
-                          else (m.get("unavailable") or m.get("error", "?"))[:60])
-            for net, m in result["models"].items())
-        _log(f"  timing {engine}: {summary}")
-    return results
+    """Time every engine, one subprocess each, in ``settings["timing_rounds"]`` rounds
+    (each round starts one engine later in :data:`ENGINES`); results by engine, each
+    figure from its median round (:func:`median_round`)."""
+    rounds = {engine: [] for engine in ENGINES}
+    count = settings.get("timing_rounds", 1)
+    for number in range(count):
+        start = number % len(ENGINES)
+        for engine in ENGINES[start:] + ENGINES[:start]:
+            cache = numba_cache if engine in ("runtime-numba", "runtime-auto") else None
+            args = ["timing", engine, folder, "--nets", ",".join(nets),
+                    "--settings", json.dumps(settings["timing"])]
+            wait_quiet(settings["quiet_wait_s"])
+            result, _ = _python("tests.benchmarks.worker", args,
+                                _engine_env(variant_env, engine, cache), settings["timeout_s"])
+            if "error" in result:
+                result = {"engine": engine, "models": {net: dict(result) for net in nets}}
+            rounds[engine].append(result)
+            summary = ", ".join(
+                f"{net}: " + (f"{m['latency_ms']['median']:.3g} ms" if "latency_ms" in m
+                              else (m.get("unavailable") or m.get("error", "?"))[:60])
+                for net, m in result["models"].items())
+            _log(f"  timing {engine} (round {number + 1} of {count}): {summary}")
+    return {engine: median_round(results) for engine, results in rounds.items()}
+
+
+def median_round(results):
+    """Merge one engine's timing results from several rounds: its batch-1 latency and
+    each batch size's throughput come whole (p90, counts, load) from the round with
+    the median figure (the lower middle one for an even count), with every round's
+    figure listed under ``rounds``; a model that failed or was unavailable in any
+    round keeps that round's entry.
+
+    >>> one = lambda ms, rate: {"models": {"mlp": {"latency_ms": {"median": ms},
+    ...     "throughput": {"64": {"samples_per_s": rate}}}}}
+    >>> merged = median_round([one(3.0, 10.0), one(1.0, 30.0), one(2.0, 20.0)])
+    >>> merged["models"]["mlp"]["latency_ms"]
+    {'median': 2.0, 'rounds': [3.0, 1.0, 2.0]}
+    >>> merged["models"]["mlp"]["throughput"]["64"]["samples_per_s"]
+    20.0
+    """
+    def middle(entries, figure):
+        ranked = sorted(entries, key=figure)
+        chosen = dict(ranked[(len(ranked) - 1) // 2])
+        chosen["rounds"] = [figure(entry) for entry in entries]
+        return chosen
+
+    merged = copy.deepcopy(results[0])
+    for net, first in merged["models"].items():
+        entries = [result["models"][net] for result in results]
+        failed = [entry for entry in entries if "latency_ms" not in entry]
+        if failed:
+            merged["models"][net] = failed[0]
+            continue
+        first["latency_ms"] = middle([e["latency_ms"] for e in entries],
+                                     lambda entry: entry["median"])
+        for batch in first.get("throughput", {}):
+            first["throughput"][batch] = middle([e["throughput"][batch] for e in entries],
+                                                lambda entry: entry["samples_per_s"])
+    return merged
 
 
 def _cold_once(engine, net, folder, env, timeout, attempts=1, fresh_env=None):
