@@ -39,9 +39,10 @@ import warnings
 
 from . import _numpy
 from ._numpy import (
-    affine, autocrop, conv, conv_output_shape, conv_transpose, dense, feature_pool,
-    feature_wta, global_pool, local_response_norm, locally_connected, pool, pool_bounds,
-    pool_output_shape, spatial_pyramid_bins, spatial_pyramid_pool, standardize, upscale,
+    affine, autocrop, conv, conv_output_shape, conv_transpose, dense, dense_one,
+    feature_pool, feature_wta, global_pool, local_response_norm, locally_connected, pool,
+    pool_bounds, pool_output_shape, spatial_pyramid_bins, spatial_pyramid_pool, standardize,
+    upscale,
 )
 
 __all__ = ["ENV_VAR", "CHOICES", "AUTO_MIN_WORK", "AUTO_MIN_POOL_WORK", "select",

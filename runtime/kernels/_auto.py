@@ -67,6 +67,16 @@ def dense(x, W, b=None, nonlinearity=None):
     return _numpy.dense(x, W, b, nonlinearity)
 
 
+def dense_one(W, b=None, nonlinearity=None):
+    """:func:`_numpy.dense_one` where :func:`dense` would run numpy's product for a single
+    item, so never for ``W`` of :data:`AUTO_MIN_WORK` weights or more (None: every call
+    goes through :func:`dense`); within ``numba_for_every_call`` its calls go to
+    :func:`dense`, which warms numba's direct product up."""
+    if W.size >= _settings.AUTO_MIN_WORK:
+        return None
+    return _numpy.dense_one(W, b, nonlinearity, defer=(_settings._every_call, dense))
+
+
 def conv(x, W, b=None, stride=None, pad=None, dilation=None, groups=1, nonlinearity=None):
     """:func:`_numpy.conv` or :func:`_numba.conv`, by :func:`conv_work`."""
     return _kernels(conv_work(x, W)).conv(x, W, b, stride, pad, dilation, groups,

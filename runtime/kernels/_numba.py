@@ -23,9 +23,9 @@ import numpy as np
 
 from . import _numpy
 from ._numpy import (
-    affine, autocrop, conv_output_shape, conv_transpose, feature_pool, feature_wta,
-    global_pool, local_response_norm, locally_connected, pool_bounds, pool_output_shape,
-    spatial_pyramid_bins, standardize, upscale,
+    affine, autocrop, conv_output_shape, conv_transpose, dense_one, feature_pool,
+    feature_wta, global_pool, local_response_norm, locally_connected, pool_bounds,
+    pool_output_shape, spatial_pyramid_bins, standardize, upscale,
 )
 
 __all__ = list(_numpy.__all__)

@@ -5,15 +5,16 @@ Spatial arguments are tuples with one entry per spatial axis (the axes after bat
 channel); padding and cropping are tuples of ``(before, after)`` pairs. The kernels raise
 ``ValueError`` for arguments or inputs they cannot take, naming the rule and the value.
 """
+import functools
 import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..nonlinearities import Nonlinearity
+from ..nonlinearities import Nonlinearity, softmax
 
 __all__ = [
-    "dense", "autocrop", "conv", "conv_output_shape", "conv_transpose",
+    "dense", "dense_one", "autocrop", "conv", "conv_output_shape", "conv_transpose",
     "locally_connected", "pool", "pool_output_shape", "pool_bounds", "global_pool",
     "upscale", "feature_pool", "feature_wta", "spatial_pyramid_pool", "spatial_pyramid_bins",
     "local_response_norm", "standardize", "affine",
@@ -29,27 +30,55 @@ REDUCTIONS = {"max": np.max, "mean": np.mean, "min": np.min, "sum": np.sum}
 
 def dense(x, W, b=None, nonlinearity=None):
     """``nonlinearity(x @ W + b)`` for a 2-D ``x`` of shape (n, k), ``W`` (k, m) and ``b``
-    (m,); rectify, leaky_rectify and softmax run in place (see :func:`_activate`).
+    (m,); rectify, leaky_rectify and softmax run in place (see :func:`_in_place`).
 
     >>> dense(np.ones((2, 3), np.float32), np.ones((3, 1), np.float32), np.ones(1, np.float32))
     array([[4.],
            [4.]], dtype=float32)
     """
-    if x.shape[0] != 1:
+    if x.shape[0] == 1:
+        # one item: W.T.dot is a matrix-vector product BLAS runs 1.1 to 1.6 times faster
+        # than matmul's (1, k) x (k, m) (for W in Fortran order as for C order)
+        y = W.T.dot(x[0])[None]
+    else:
         y = np.matmul(x, W)
-    else:  # one item: W.T.dot is a matrix-vector product BLAS runs 1.1 to 1.6 times
-        # faster than matmul's (1, k) x (k, m) (for W in Fortran order as for C order)
-        y = W.T.dot(x[0])
-        if nonlinearity is None or isinstance(nonlinearity, Nonlinearity):
-            # elementwise or over the last axis: bias and nonlinearity on the 1-D
-            # result, a few microseconds less than on a (1, m) row
-            if b is not None:
-                y += b
-            return _activate(y, nonlinearity)[None]
-        y = y[None]  # a program may name axes
     if b is not None:
         y += b  # y is a fresh array
     return _activate(y, nonlinearity)
+
+
+def dense_one(W, b=None, nonlinearity=None, defer=None):
+    """``dense`` for a single item, as a function of ``x`` (shape (1, k)) built once per
+    layer; None when ``nonlinearity`` is a program (which may name axes).
+
+    A batch-1 MLP spends about a fifth of its time outside its matrix-vector products,
+    most of it in Python calls that run with cold caches (each product streams the
+    layer's weights through them): this one function replaces ``dense``'s three calls,
+    and adds the bias and applies the nonlinearity to the 1-D product. Pass ``W`` in
+    Fortran order (``W.T`` contiguous), which BLAS multiplies faster.
+
+    ``defer`` is None or ``(flag, function)``: while the context variable ``flag`` is
+    true, a call returns ``function(x, W, b, nonlinearity)`` instead (``_auto`` sends
+    calls within ``numba_for_every_call`` to its own ``dense``).
+
+    >>> one = dense_one(np.ones((3, 2), np.float32, order="F"), np.ones(2, np.float32))
+    >>> one(np.ones((1, 3), np.float32))
+    array([[4., 4.]], dtype=float32)
+    """
+    if not (nonlinearity is None or isinstance(nonlinearity, Nonlinearity)):
+        return None
+    rows, activate = W.T, _in_place(nonlinearity)
+    flag, function = defer or (None, None)
+
+    def one(x):
+        if flag is not None and flag.get():
+            return function(x, W, b, nonlinearity)
+        y = rows.dot(x[0])
+        if b is not None:
+            y += b  # y is a fresh array
+        return activate(y)[None]
+
+    return one
 
 
 def autocrop(arrays, cropping):
@@ -160,30 +189,56 @@ def _add_bias(out, b):
 
 
 def _activate(out, nonlinearity):
-    """``nonlinearity(out)``, for rectify, leaky_rectify and softmax in place in the fresh
-    ``out`` (their temporaries took most of a small convolution's time, and a third of a
-    batch-1 dense layer's)."""
+    """``nonlinearity(out)``, in place in the fresh ``out`` where :func:`_in_place` can."""
+    return _in_place(nonlinearity)(out)
+
+
+def _in_place(nonlinearity):
+    """A function applying ``nonlinearity`` to a fresh array and returning it: in place
+    for rectify, leaky_rectify (leakiness in [0, 1]) and float softmax, whose
+    temporaries took most of a small convolution's time and a third of a batch-1 dense
+    layer's; ``nonlinearity`` itself otherwise (None: the identity)."""
     name = getattr(nonlinearity, "name", None)
+    if nonlinearity is None:
+        return _identity
     if name == "rectify":
-        return np.maximum(out, 0, out=out)  # NaN stays NaN
+        return _rectify
     if name == "leaky_rectify" and 0 <= nonlinearity.params["leakiness"] <= 1:
-        return np.maximum(out, out * out.dtype.type(nonlinearity.params["leakiness"]), out=out)
-    if name == "softmax" and out.dtype.kind == "f":  # as runtime.nonlinearities.softmax
-        # ndarray methods (no Python-level dispatch) and no errstate of its own: Model.run
-        # computes every layer under np.errstate(all="ignore") already
-        if 0 < out.size == out.shape[-1]:  # one row (a single item): argmax and
-            # add.reduce on a flat view, 3 us less than the general path's reductions in
-            # a batch-1 MLP; argmax finds the first NaN, so NaN still spreads as with max
-            row = out.reshape(-1)
-            row -= row[row.argmax()]
-            np.exp(row, out=row)
-            row /= np.add.reduce(row)
-            return out
-        out -= out.max(axis=-1, keepdims=True, initial=-np.inf)
-        np.exp(out, out=out)
-        out /= out.sum(axis=-1, keepdims=True)
+        return functools.partial(_leaky_rectify, leakiness=nonlinearity.params["leakiness"])
+    if name == "softmax":
+        return _softmax
+    return nonlinearity
+
+
+def _identity(out):
+    return out
+
+
+def _rectify(out):
+    return np.maximum(out, 0, out=out)  # NaN stays NaN
+
+
+def _leaky_rectify(out, leakiness):
+    return np.maximum(out, out * out.dtype.type(leakiness), out=out)
+
+
+def _softmax(out):
+    """As ``runtime.nonlinearities.softmax``, without an errstate of its own: Model.run
+    computes every layer under ``np.errstate(all="ignore")`` already."""
+    if out.dtype.kind != "f":
+        return softmax(out)
+    if 0 < out.size == out.shape[-1]:  # one row (a single item): argmax and add.reduce
+        # on a flat view, 3 us less than the rows' reductions in a batch-1 MLP; argmax
+        # finds the first NaN, so NaN still spreads as it does with max
+        row = out.reshape(-1)
+        row -= row[row.argmax()]
+        np.exp(row, out=row)
+        row /= np.add.reduce(row)
         return out
-    return out if nonlinearity is None else nonlinearity(out)
+    out -= out.max(axis=-1, keepdims=True, initial=-np.inf)
+    np.exp(out, out=out)
+    out /= out.sum(axis=-1, keepdims=True)
+    return out
 
 
 def conv(x, W, b=None, stride=None, pad=None, dilation=None, groups=1, nonlinearity=None):

@@ -48,8 +48,14 @@ class DenseLayer(Layer):
         self.W, self.b = W, b
         self._W_one_item = W if isinstance(W, np.memmap) else _transposed_copy(W)
         self.kernels = kernels.dense_kernels()
+        # a single item's whole computation, for the shape (1, features) only
+        self._one = (self.kernels.dense_one(self._W_one_item, b, self.nonlinearity)
+                     if num_leading_axes == 1 else None)
+        self._one_shape = (1, W.shape[0]) if self._one is not None else None
 
     def __call__(self, x):
+        if x.shape == self._one_shape:
+            return self._one(x)
         lead = self.num_leading_axes
         if x.ndim == 2 and lead == 1 and x.shape[1] == self.W.shape[0]:  # (items, features)
             return self.kernels.dense(x, self._W_one_item if x.shape[0] == 1 else self.W,

@@ -62,6 +62,61 @@ def test_dense_applies_the_nonlinearity_as_the_function_does(nonlinearity, dtype
                                    equal_nan=True)
 
 
+@pytest.mark.parametrize("nonlinearity", [
+    None, {"name": "rectify"}, {"name": "leaky_rectify", "leakiness": 0.3},
+    {"name": "softmax"}, {"name": "leaky_rectify", "leakiness": 1.5}, {"name": "tanh"}])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dense_one_matches_dense(nonlinearity, bias, dtype):
+    """The same values as dense for each row alone, inf and NaN rows included, for W in
+    Fortran and in C order; the argument is left alone."""
+    from runtime.nonlinearities import get_nonlinearity
+
+    f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
+    rng = np.random.default_rng(2)
+    x, W = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((4, 6)).astype(dtype)
+    x[1, 0], x[2, 0], x[3, 1] = np.inf, -np.inf, np.nan
+    b = rng.standard_normal(6).astype(dtype) if bias else None
+    for weights in (np.asfortranarray(W), W):
+        one = _numpy.dense_one(weights, b, f)
+        for row in range(len(x)):
+            item = x[row:row + 1].copy()
+            with np.errstate(all="ignore"):
+                got, expected = one(item), _numpy.dense(x[row:row + 1], W, b, f)
+            assert got.shape == (1, 6) and got.dtype == expected.dtype
+            # W's two orders sum in different orders: a few ulps
+            np.testing.assert_allclose(got, expected, rtol=1e-5, equal_nan=True,
+                                       atol=1e-6 if dtype == "float32" else 1e-14)
+            np.testing.assert_array_equal(item, x[row:row + 1])
+
+
+def test_dense_one_defers_while_the_flag_is_set():
+    import contextvars
+
+    flag = contextvars.ContextVar("flag", default=False)
+    calls = []
+    W = np.ones((3, 2), np.float32, order="F")
+    one = _numpy.dense_one(W, defer=(flag, lambda *args: calls.append(args) or "deferred"))
+    x = np.ones((1, 3), np.float32)
+    np.testing.assert_array_equal(one(x), [[3, 3]])
+    token = flag.set(True)
+    try:
+        assert one(x) == "deferred"
+    finally:
+        flag.reset(token)
+    assert len(calls) == 1 and calls[0][0] is x and calls[0][1] is W
+
+
+def test_dense_one_leaves_programs_to_dense():
+    """A program nonlinearity may name axes: it must see dense's (1, units) row."""
+    from runtime.program import Program
+
+    program = Program({"inputs": [{"ndim": 2, "dtype": "float32"}], "code": [
+        {"op": "softmax", "inputs": [0], "attrs": {"axis": 0}, "dtype": "float32"}],
+        "output": 1}, "nonlinearity")
+    assert _numpy.dense_one(np.ones((3, 2), np.float32), None, program) is None
+
+
 class TestAutocrop:
     def test_none_returns_the_inputs(self):
         a, b = np.zeros(3), np.zeros(5)

@@ -195,6 +195,23 @@ class TestLayerKernels:
             _auto.dense(small, W)
         assert picked == ["_numpy", "_numpy", "_numba", "_numpy", "_numba", "_numba"]
 
+    def test_a_single_items_function_keeps_the_dense_rule(self, monkeypatch):
+        """numpy's function for a product below AUTO_MIN_WORK, whose calls go through
+        dense (numba's direct product, once numba runs) within numba_for_every_call;
+        none for a larger one, whose every call goes through dense."""
+        W = np.asfortranarray(np.ones((4608, 128), np.float32))
+        one = _auto.dense_one(W)
+        x = np.ones((1, 4608), np.float32)
+        np.testing.assert_array_equal(one(x), _numpy.dense(x, W))
+        picked = spy_on_kernel(monkeypatch, "dense")
+        monkeypatch.setattr(_numba, "_loaded", True)
+        one(x)
+        with kernels.numba_for_every_call():
+            one(x)
+        assert picked == ["_numba", "_numba"]  # a block of 8 zero items first, then x
+        monkeypatch.setattr(kernels, "AUTO_MIN_WORK", W.size)
+        assert _auto.dense_one(W) is None
+
     def test_offers_every_kernel(self):
         assert _auto.__all__ == _numpy.__all__
         assert all(callable(getattr(_auto, name)) for name in _numpy.__all__)

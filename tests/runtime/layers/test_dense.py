@@ -64,21 +64,40 @@ class TestDenseLayer:
 
     def test_one_item_reads_a_transposed_copy_of_W(self, monkeypatch):
         """W's values stored transposed (faster matrix-vector products), read-only, for
-        one item; batches read W itself, the layer's parameter."""
+        one item, whose function the kernels build once; batches read W itself, the
+        layer's parameter."""
+        module = kernels.dense_kernels()
+        built, read = [], []
+        real_one, real_dense = module.dense_one, module.dense
+        monkeypatch.setattr(module, "dense_one",
+                            lambda W, *a: built.append(W) or real_one(W, *a))
+        monkeypatch.setattr(module, "dense",
+                            lambda x, W, *a: read.append(W) or real_dense(x, W, *a))
         W = np.arange(6, dtype="f4").reshape(2, 3)
         layer = build_layer("DenseLayer", dense_config(3), {"W": W, "b": None})
         copy = layer._W_one_item
         assert layer.params["W"] is W and copy.flags.f_contiguous
         assert not copy.flags.writeable and not np.shares_memory(copy, W)
         np.testing.assert_array_equal(copy, W)
-        read = []
-        real_dense = layer.kernels.dense
-        monkeypatch.setattr(layer, "kernels", SimpleNamespace(
-            dense=lambda x, W, *a: read.append(W) or real_dense(x, W, *a)))
+        assert len(built) == 1 and built[0] is copy
         np.testing.assert_array_equal(layer(np.array([[1, 2]], "f4")), [[6, 9, 12]])
+        assert read == []  # the single item never went through dense
         np.testing.assert_array_equal(layer(np.array([[1, 2], [0, 1]], "f4")),
                                       [[6, 9, 12], [3, 4, 5]])
-        assert read[0] is copy and read[1] is W
+        assert len(read) == 1 and read[0] is W
+
+    @pytest.mark.parametrize("nonlinearity, lead, one", [
+        ({"name": "rectify"}, 1, True), ({"name": "rectify"}, 2, False),
+        ({"name": "program", "program": {
+            "inputs": [{"ndim": 2, "dtype": "float32"}],
+            "code": [{"op": "softmax", "inputs": [0], "attrs": {"axis": 0},
+                      "dtype": "float32"}], "output": 1}}, 1, False)])
+    def test_which_layers_build_a_single_item_function(self, nonlinearity, lead, one):
+        """One leading axis and a named nonlinearity; a program may name axes, so its
+        single items take dense's (1, units) row."""
+        config = dict(dense_config(3, lead), nonlinearity=nonlinearity)
+        layer = build_layer("DenseLayer", config, {"W": np.ones((2, 3), "f4"), "b": None})
+        assert (layer._one is not None) is one
 
     @pytest.mark.parametrize("backend", ["numpy", "auto", "numba"])
     @pytest.mark.parametrize("shape, lead", [((40, 300), 1), ((4, 10, 6, 50), 2)])
