@@ -38,10 +38,21 @@ def _num(value, digits=3):
     return f"{value:.{digits}g}"
 
 
-def _ratio(value, reference):
+def _ratio(value, reference, paired=None):
+    """``value / reference``, or the paired estimate of that ratio when there is one."""
+    if paired is not None:
+        return f"{paired:.2f}×"
     if value is None or not reference:
         return "–"
     return f"{value / reference:.2f}×"
+
+
+def _paired_ratio(entry, metric):
+    """A target metric's paired ratio to ONNX Runtime (batch-1 latency measured with the
+    engines interleaved: the median of each cycle's ratio), or None."""
+    if metric != "latency":
+        return None
+    return entry.get("latency_ms", {}).get("median_ratio")
 
 
 class _Notes:
@@ -127,7 +138,7 @@ def _targets(results, notes):
                     row.append(notes.na(entry if value is None else
                                         _model(variant, REFERENCE, net)))
                     continue
-                ratio = value / reference
+                ratio = _paired_ratio(entry, metric) or value / reference
                 met = ratio >= bound if direction == "min" else ratio <= bound
                 flag = (" ⚠" if _disturbed(variant, engine, net, metric)
                         or _disturbed(variant, REFERENCE, net, metric) else "")
@@ -196,13 +207,21 @@ def _latency(variant, nets, notes):
                 continue
             lat = entry["latency_ms"]
             rows.append([net, ENGINE_LABELS[engine], _num(lat["median"]), _num(lat["p90"]),
-                         _ratio(lat["median"], reference),
+                         _ratio(lat["median"], reference, lat.get("median_ratio")),
                          _ratio(lat["p90"], _model(variant, REFERENCE, net)
-                                .get("latency_ms", {}).get("p90")), lat["n"],
-                         _load(lat.get("foreign_cores")),
-                         " / ".join(_num(m) for m in lat.get("rounds", [lat["median"]]))])
+                                .get("latency_ms", {}).get("p90"), lat.get("p90_ratio")),
+                         lat["n"],
+                         _load(lat.get("foreign_cores")), _spread(lat)])
     return _table(["model", "engine", "median ms", "p90 ms", "median × ORT", "p90 × ORT",
-                   "runs", "other load", "each round's median ms"], rows)
+                   "runs", "other load", "bursts' medians, ms"], rows)
+
+
+def _spread(lat):
+    """The range of a paired latency's burst medians (or how it was measured instead)."""
+    if lat.get("method") != "paired":
+        return f"one process ({lat.get('paired_failed', 'not paired')})"[:80]
+    bursts = lat["bursts"]
+    return f"{_num(min(bursts))}–{_num(max(bursts))} ({len(bursts)} bursts)"
 
 
 def _throughput(variant, nets, batches, notes):
@@ -326,16 +345,30 @@ def _cold_text(results):
         "benchmark parent's peak.")
 
 
-def _rounds_text(count):
-    if count == 1:
-        return "- Each engine was timed in one subprocess."
-    return (f"- Each engine was timed in {count} subprocesses, one per round; a round times "
-            "every engine once, each round starting one engine later. Each latency and "
-            "throughput figure is the median round's, so that a neighbour's burst during "
-            "one engine's process moves its ratio less (in single-round runs of this "
-            "machine the MLP's batch-1 ratio moved between 0.9× and 1.5× from run to "
-            "run; ONNX Runtime itself between 87 and 128 µs). Every round's figure is in "
-            "the JSON (`--json`).")
+def _rounds_text(settings):
+    paired = settings.get("paired")
+    count = settings.get("timing_rounds", 1)
+    lines = []
+    if paired:
+        lines.append(
+            f"- Batch-1 latency is measured with the engines interleaved: one server "
+            f"process per engine, all loaded and warm, asked in turn for bursts of "
+            f"{paired['burst_s']} s of calls, {paired['cycles']} times (each cycle starting "
+            f"one engine later, {paired['gap_s']} s of pause before each burst so that the "
+            "previous engine's threads have stopped spinning). An engine's median is the "
+            "median of its bursts' medians, its p90 the median of their p90s. Separate "
+            "processes minutes apart had each met their own neighbours: single-process "
+            "ratios of the MLP moved between 0.9× and 1.5× from run to run, ONNX "
+            "Runtime itself between 87 and 128 µs. Its ratios to ONNX Runtime (the "
+            "*× ORT* columns and the targets) are paired: the median over the cycles of "
+            "the engine's burst divided by ONNX Runtime's burst of the same cycle. A "
+            "disturbed burst is not repeated; *other load* is the bursts' median.")
+    if count > 1:
+        lines.append(
+            f"- Throughput: each engine was timed in {count} subprocesses, one per round; a "
+            "round times every engine once, each round starting one engine later, and each "
+            "figure is the median round's (every round's figure is in the JSON, `--json`).")
+    return "\n".join(lines) or "- Each engine was timed in one subprocess."
 
 
 def render(results):
@@ -465,7 +498,7 @@ def render(results):
         f"least {timing['latency_min']} calls. Throughput: per batch size "
         f"{timing['warmup_s']} s of warm-up, then {timing['throughput_s']} s and at least "
         f"{timing['throughput_min']} batches.",
-        _rounds_text(results['settings'].get("timing_rounds", 1)),
+        _rounds_text(results['settings']),
         "- *Other load* is the average number of cores that processes other than the "
         "measured one kept busy during the measurement (from /proc/stat, less the measured "
         "process's own CPU time). This machine is shared: one busy neighbour on 2 cores "

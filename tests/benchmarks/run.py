@@ -4,7 +4,8 @@ One run builds both networks from one seed, writes them for every engine, checks
 the engines agree (max abs diff <= 1e-4 on the output and the last hidden layer) before
 timing anything, then measures, each engine in a subprocess of its own:
 
-- batch-1 latency (median, p90) and batch-64/256 throughput;
+- batch-1 latency (median, p90), with the engines interleaved (:func:`run_paired_latency`),
+  and batch-64/256 throughput (:func:`run_timing`);
 - cold start: a new process that imports the engine, loads the model and makes one
   prediction, with that process's peak RSS (numba: with a warm and an empty cache);
 - all of it twice when ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are set: as set, and
@@ -30,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,8 +44,8 @@ import runtime
 from . import networks
 from .engines import ENGINES, THREADS
 from .machine import describe_machine
-from .report import render
-from .worker import TOLERANCE, CpuMeter, quietly
+from .report import REFERENCE, render
+from .worker import MARK, TOLERANCE, CpuMeter, quietly
 
 __all__ = ["SETTINGS", "OPENBLAS_VARS", "preserved_block", "main"]
 
@@ -55,10 +57,12 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 #: Budgets: seconds per measurement, minimum repetitions, cold-start repetitions.
 SETTINGS = {
     "full": {
-        "timing": {"warmup_s": 0.5, "latency_s": 3.0, "latency_min": 50,
+        "timing": {"warmup_s": 0.5, "latency_s": 1.0, "latency_min": 50,
                    "throughput_s": 2.0, "throughput_min": 5, "batches": [64, 256],
                    "attempts": 3},
         "timing_rounds": 3,
+        "paired": {"cycles": 15, "burst_s": 0.2, "gap_s": 0.2, "warmup_s": 0.5,
+                   "min_calls": 20},
         "cold_reps": 5, "cold_prime": True, "cold_attempts": 2, "quiet_wait_s": 30.0,
         "quiet_total_s": 150.0,
         "training_s": 5.0, "training_min": 5, "timeout_s": 300,
@@ -68,6 +72,8 @@ SETTINGS = {
                    "throughput_s": 0.1, "throughput_min": 2, "batches": [64, 256],
                    "attempts": 1},
         "timing_rounds": 1,
+        "paired": {"cycles": 2, "burst_s": 0.05, "gap_s": 0.2, "warmup_s": 0.05,
+                   "min_calls": 5},
         "cold_reps": 1, "cold_prime": False, "cold_attempts": 1, "quiet_wait_s": 0.0,
         "quiet_total_s": 0.0,
         "training_s": 0.0, "training_min": 0, "timeout_s": 120,
@@ -268,6 +274,134 @@ def run_timing(folder, nets, variant_env, settings, numba_cache):
                 for net, m in result["models"].items())
             _log(f"  timing {engine} (round {number + 1} of {count}): {summary}")
     return {engine: median_round(results) for engine, results in rounds.items()}
+
+
+def run_paired_latency(folder, nets, variant_env, settings, numba_cache):
+    """Batch-1 latency with the engines interleaved: per model, one ``latency`` server
+    process per engine (:func:`tests.benchmarks.worker.serve_latency`), all loaded and
+    warm, asked in turn for bursts of ``burst_s`` seconds, ``cycles`` times (each cycle
+    starting one engine later, a pause of ``gap_s`` before each burst, so that the
+    previous engine's threads have stopped spinning). A neighbour's load then falls on
+    every engine alike, where separate processes minutes apart each met their own.
+
+    Returns ``{engine: {net: entry}}``: the medians of the bursts' medians and p90s
+    (ms), the bursts' medians, the calls, the bursts' median other load, and the
+    median of each cycle's ratio to ONNX Runtime's burst of the same cycle
+    (``median_ratio``, ``p90_ratio``), the paired estimate the report gives; or the
+    server's ``unavailable``/``error``.
+    """
+    paired = settings["paired"]
+    results = {engine: {} for engine in ENGINES}
+    for net in nets:
+        servers = {}
+        for engine in ENGINES:
+            cache = numba_cache if engine in ("runtime-numba", "runtime-auto") else None
+            args = [sys.executable, "-m", "tests.benchmarks.worker", "latency", engine,
+                    folder, net, "--settings", json.dumps(paired)]
+            servers[engine] = subprocess.Popen(
+                args, cwd=ROOT, env=_engine_env(variant_env, engine, cache), text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        bursts = {}
+        try:
+            for engine, server in servers.items():  # every one loaded before any burst
+                answer = _answer(server)
+                if answer.get("ready"):
+                    bursts[engine] = []
+                else:
+                    results[engine][net] = answer
+            order = [engine for engine in ENGINES if engine in bursts]
+            for cycle in range(paired["cycles"]):
+                start = cycle % max(1, len(order))
+                for engine in order[start:] + order[:start]:
+                    time.sleep(paired["gap_s"])
+                    servers[engine].stdin.write(f"{paired['burst_s']}\n")
+                    servers[engine].stdin.flush()
+                    bursts[engine].append(_answer(servers[engine]))
+        finally:
+            for server in servers.values():
+                try:
+                    server.stdin.write("quit\n")
+                    server.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+        for engine, entries in bursts.items():
+            results[engine][net] = paired_summary(entries, bursts.get(REFERENCE))
+        _log(f"  paired latency {net}: " + ", ".join(
+            f"{engine} {entry['median']:.3g} ms" for engine, by_net in results.items()
+            for entry in [by_net.get(net, {})] if "median" in entry))
+    return results
+
+
+def paired_summary(bursts, reference=None):
+    """One engine's latency from its bursts (the server's answers, one per cycle) and the
+    reference engine's bursts of the same cycles: the medians of the bursts' medians and
+    p90s, and of each cycle's ratio to the reference (``median_ratio``, ``p90_ratio``;
+    absent without a reference). A burst's error stands for the whole.
+
+    >>> burst = lambda median: {"median": median, "p90": 2 * median, "n": 10,
+    ...                         "foreign_cores": 0.0}
+    >>> summary = paired_summary([burst(1.1), burst(2.2), burst(1.3)],
+    ...                          [burst(1.0), burst(2.0), burst(1.0)])
+    >>> summary["median"], summary["n"], [round(r, 2) for r in summary["median_ratios"]]
+    (1.3, 30, [1.1, 1.1, 1.3])
+    >>> round(summary["median_ratio"], 2)
+    1.1
+    """
+    errors = [burst for burst in bursts if "error" in burst]
+    if errors:
+        return errors[0]
+    loads = [burst["foreign_cores"] for burst in bursts
+             if burst["foreign_cores"] is not None]
+    summary = {"median": statistics.median(burst["median"] for burst in bursts),
+               "p90": statistics.median(burst["p90"] for burst in bursts),
+               "n": sum(burst["n"] for burst in bursts),
+               "bursts": [burst["median"] for burst in bursts],
+               "foreign_cores": statistics.median(loads) if loads else None}
+    if reference and not any("error" in burst for burst in reference):
+        for key in ("median", "p90"):
+            ratios = [burst[key] / other[key] for burst, other in zip(bursts, reference)]
+            summary[f"{key}_ratios"] = ratios
+            summary[f"{key}_ratio"] = statistics.median(ratios)
+    return summary
+
+
+def _answer(server):
+    """The next ``MARK`` line a latency server writes, as a dict (an ``error`` when it
+    exited first)."""
+    for line in server.stdout:
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    return {"error": f"the latency server exited with status {server.wait()}"}
+
+
+def merge_paired_latency(timing, paired):
+    """Put each engine's paired batch-1 latency (:func:`run_paired_latency`) in its timing
+    results as ``latency_ms``, keeping the timing process's own as ``process_latency_ms``;
+    where the paired measurement failed, the process's stays, marked as such.
+
+    >>> timing = {"e": {"models": {"mlp": {"latency_ms": {"median": 2.0}}}}}
+    >>> merge_paired_latency(timing, {"e": {"mlp": {"median": 1.0, "bursts": [1.0]}}})
+    >>> timing["e"]["models"]["mlp"]["latency_ms"]
+    {'median': 1.0, 'bursts': [1.0], 'method': 'paired'}
+    >>> timing["e"]["models"]["mlp"]["process_latency_ms"]
+    {'median': 2.0}
+    """
+    for engine, result in timing.items():
+        for net, model in result.get("models", {}).items():
+            if "latency_ms" not in model:
+                continue
+            entry = paired.get(engine, {}).get(net, {})
+            if "median" in entry:
+                model["process_latency_ms"] = model["latency_ms"]
+                model["latency_ms"] = dict(entry, method="paired")
+            else:
+                model["latency_ms"]["method"] = "process"
+                model["latency_ms"]["paired_failed"] = entry.get(
+                    "error") or entry.get("unavailable") or "not measured"
 
 
 def median_round(results):
@@ -510,6 +644,8 @@ def main(argv=None):
             load_before = os.getloadavg()[0]
             numba_cache = tempfile.mkdtemp(prefix="numba-cache-", dir=scratch)
             timing = run_timing(scratch, nets, env, settings, numba_cache)
+            merge_paired_latency(timing, run_paired_latency(scratch, nets, env, settings,
+                                                            numba_cache))
             cold = run_coldstarts(scratch, nets, env, settings, scratch, numba_cache)
             results["variants"].append({"name": name, "description": description,
                                         "timing": timing, "cold": cold,

@@ -47,3 +47,67 @@ class TestMedianRound:
         results = [_result(0.1, {64: 1.0}), _result(0.2, {64: 2.0})]
         run.median_round(results)
         assert "rounds" not in results[0]["models"]["mlp"]["latency_ms"]
+
+
+class TestServeLatency:
+    def serve(self, monkeypatch, checked, requests):
+        import io
+        import json
+
+        monkeypatch.setattr(worker, "_opened_and_checked", lambda *args: checked)
+        answers = io.StringIO()
+        worker.serve_latency("runtime-numpy", "mlp", "folder",
+                             {"warmup_s": 0.0, "min_calls": 3}, io.StringIO(requests),
+                             answers)
+        lines = answers.getvalue().splitlines()
+        assert all(line.startswith(worker.MARK) for line in lines)
+        return [json.loads(line[len(worker.MARK):]) for line in lines]
+
+    def test_answers_each_burst_after_the_check(self, monkeypatch):
+        import numpy as np
+
+        calls = []
+        checked = (lambda x: calls.append(x.shape), np.zeros((2, 5), np.float32),
+                   {"kernels": "numpy", "max_abs_diff": 0.0})
+        answers = self.serve(monkeypatch, checked, "0.001\n0.001\nquit\n0.001\n")
+        assert answers[0] == {"kernels": "numpy", "max_abs_diff": 0.0, "ready": True}
+        assert len(answers) == 3  # nothing after quit
+        for burst in answers[1:]:
+            assert burst["n"] >= 3 and 0 < burst["min"] <= burst["median"] <= burst["p90"]
+        assert set(calls) == {(1, 5)}  # single items
+
+    def test_an_engine_it_cannot_time_gets_one_answer(self, monkeypatch):
+        answers = self.serve(monkeypatch, (None, None, {"unavailable": "not installed"}),
+                             "0.001\n")
+        assert answers == [{"unavailable": "not installed"}]
+
+
+class TestPairedSummary:
+    def burst(self, median, **extra):
+        return dict({"median": median, "p90": 2 * median, "n": 5, "foreign_cores": 0.0},
+                    **extra)
+
+    def test_ratios_pair_the_bursts_of_one_cycle(self):
+        """A burst slowed by a neighbour meets a reference burst slowed alike: the paired
+        ratio stays where the ratio of the two medians does not."""
+        engine = [self.burst(m) for m in (1.1, 1.1, 3.3, 3.3, 3.3)]
+        reference = [self.burst(m) for m in (1.0, 1.0, 3.0, 3.0, 1.0)]
+        summary = run.paired_summary(engine, reference)
+        assert summary["median"] == 3.3 and summary["n"] == 25
+        assert abs(summary["median_ratio"] - 1.1) < 1e-12
+        assert abs(summary["p90_ratio"] - 1.1) < 1e-12
+
+    def test_without_a_reference_there_is_no_ratio(self):
+        summary = run.paired_summary([self.burst(1.0)], None)
+        assert "median_ratio" not in summary and summary["bursts"] == [1.0]
+
+    def test_an_error_stands_for_the_whole(self):
+        error = {"error": "the latency server exited with status 1"}
+        assert run.paired_summary([self.burst(1.0), error], None) == error
+
+
+def test_merge_keeps_the_process_latency_where_pairing_failed():
+    timing = {"e": {"models": {"mlp": {"latency_ms": {"median": 2.0}}}}}
+    run.merge_paired_latency(timing, {"e": {"mlp": {"error": "exited"}}})
+    assert timing["e"]["models"]["mlp"]["latency_ms"] == {
+        "median": 2.0, "method": "process", "paired_failed": "exited"}

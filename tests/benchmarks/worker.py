@@ -9,6 +9,12 @@ The process prints one JSON object on its last line of output.
     Runtime reference (max abs diff <= ``TOLERANCE``) and only then times batch-1
     latency and batch-64/256 throughput. Reports the BLAS libraries that threadpoolctl
     sees (which OpenBLAS kernel, how many threads).
+``latency ENGINE FOLDER NET --settings JSON``
+    Opens one model and checks it as ``timing`` does, then serves bursts of batch-1
+    calls: for each line ``SECONDS`` read from stdin it times calls for that long and
+    answers one line, ``@@`` and a JSON summary (:func:`serve_latency`); ``quit`` or
+    the end of stdin ends it. :func:`tests.benchmarks.run.run_paired_latency` runs
+    every engine's server at once and asks them in turn.
 ``coldstart ENGINE NET FOLDER``
     Opens one model and makes one prediction, reporting ``time.monotonic()`` at each
     step (the parent subtracts the time it spawned the process: CLOCK_MONOTONIC is
@@ -26,11 +32,14 @@ import time
 
 from .engines import Unavailable, kernel_check, open_engine
 
-__all__ = ["TOLERANCE", "FOREIGN_LIMIT", "CpuMeter", "quietly", "repeat", "summarize",
-           "peak_rss_mib", "main"]
+__all__ = ["TOLERANCE", "FOREIGN_LIMIT", "MARK", "CpuMeter", "quietly", "repeat",
+           "summarize", "serve_latency", "peak_rss_mib", "main"]
 
 #: Largest max-abs difference from the reference output that counts as the same result.
 TOLERANCE = 1e-4
+
+#: The start of each line the ``latency`` server answers with (before the JSON).
+MARK = "@@ "
 
 #: A measurement is "contended" when other processes used more than this many cores on
 #: average while it ran (with a floor of 30 ms of CPU: /proc/stat counts 10 ms ticks).
@@ -165,28 +174,46 @@ def _blas_report():
     return libraries
 
 
-def _time_model(engine, net, folder, settings):
+def _opened_and_checked(engine, net, folder):
+    """``(engine's predict function, inputs, result dict)``, the dict holding the kernels
+    and the max abs difference from the reference; or ``(None, None, dict)`` with
+    ``unavailable`` or ``error`` when the engine cannot be timed."""
     import numpy as np
 
     try:
         opened = open_engine(engine, net, folder)
     except Unavailable as exc:
-        return {"unavailable": str(exc)}
+        return None, None, {"unavailable": str(exc)}
     inputs = np.load(os.path.join(folder, f"{net}.inputs.npy"))
     reference = np.load(os.path.join(folder, f"{net}.reference.npy"))
     output = opened.predict(inputs)
     backend, problem = kernel_check(engine, net)
     if problem:
-        return {"unavailable": problem, "kernels": backend}
+        return None, None, {"unavailable": problem, "kernels": backend}
     diff = float(np.max(np.abs(output.astype(np.float64) - reference)))
     if not diff <= TOLERANCE:
-        return {"error": f"{engine} differs from the ONNX Runtime reference on {net} by "
-                         f"{diff:.3g} (max abs), over {TOLERANCE:g}; not timed"}
-    result = {"kernels": backend, "max_abs_diff": diff, "throughput": {}}
+        return None, None, {"error": f"{engine} differs from the ONNX Runtime reference on "
+                                     f"{net} by {diff:.3g} (max abs), over {TOLERANCE:g}; "
+                                     "not timed"}
+    return opened.predict, inputs, {"kernels": backend, "max_abs_diff": diff}
+
+
+def _singles(inputs):
+    """64 different single items shaped like ``inputs``' (a batch-1 latency cycles them)."""
+    import numpy as np
 
     pool = np.random.default_rng(2).random((64,) + inputs.shape[1:], dtype=np.float32)
-    singles = [np.ascontiguousarray(pool[i:i + 1]) for i in range(len(pool))]
-    predict = opened.predict
+    return [np.ascontiguousarray(pool[i:i + 1]) for i in range(len(pool))]
+
+
+def _time_model(engine, net, folder, settings):
+    import numpy as np
+
+    predict, inputs, result = _opened_and_checked(engine, net, folder)
+    if predict is None:
+        return result
+    result["throughput"] = {}
+    singles = _singles(inputs)
     attempts = settings["attempts"]
 
     def single(i):
@@ -216,6 +243,37 @@ def _time_model(engine, net, folder, settings):
             "batch_ms_p90": stats["p90"] * 1e3, "n": stats["n"], "foreign_cores": foreign,
             "tries": tries}
     return result
+
+
+def serve_latency(engine, net, folder, settings, requests=sys.stdin, answers=sys.stdout):
+    """Serve bursts of batch-1 calls (the ``latency`` command): first an answer line with
+    the check's result (``ready`` true, or ``unavailable``/``error``), then for each
+    request line ``SECONDS`` one line with the burst's median, p90 and min (ms), its
+    call count and ``foreign_cores`` (see :class:`CpuMeter`)."""
+    def answer(payload):
+        answers.write(MARK + json.dumps(payload) + "\n")
+        answers.flush()
+
+    predict, inputs, result = _opened_and_checked(engine, net, folder)
+    if predict is None:
+        answer(result)
+        return
+    singles = _singles(inputs)
+
+    def single(i):
+        predict(singles[i % 64])
+
+    repeat(single, settings["warmup_s"], 10)
+    answer(dict(result, ready=True))
+    for line in requests:
+        if line.strip() in ("", "quit"):
+            break
+        with CpuMeter() as meter:
+            durations = repeat(single, float(line), settings["min_calls"])
+        stats = summarize(durations)
+        answer({"median": stats["median"] * 1e3, "p90": stats["p90"] * 1e3,
+                "min": stats["min"] * 1e3, "n": stats["n"],
+                "foreign_cores": meter.foreign_cores})
 
 
 def timing(engine, folder, nets, settings):
@@ -274,11 +332,19 @@ def main(argv=None):
     timed.add_argument("folder")
     timed.add_argument("--nets", default="mlp,cnn")
     timed.add_argument("--settings", required=True, help="JSON: budgets and batch sizes")
+    served = commands.add_parser("latency")
+    served.add_argument("engine")
+    served.add_argument("folder")
+    served.add_argument("net")
+    served.add_argument("--settings", required=True, help="JSON: warmup_s, min_calls")
     cold = commands.add_parser("coldstart")
     cold.add_argument("engine")
     cold.add_argument("net")
     cold.add_argument("folder")
     args = parser.parse_args(argv)
+    if args.command == "latency":
+        serve_latency(args.engine, args.net, args.folder, json.loads(args.settings))
+        return
     if args.command == "timing":
         result = timing(args.engine, args.folder, args.nets.split(","),
                         json.loads(args.settings))
