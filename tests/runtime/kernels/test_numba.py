@@ -326,7 +326,9 @@ class TestCompilation:
     def test_compiles_without_a_cache_where_none_can_be_written(self, monkeypatch):
         real_njit, calls = numba.njit, []
 
-        def njit(**flags):  # what numba raises when no cache folder is writable
+        def njit(*args, **flags):  # what numba raises when no cache folder is writable
+            if args or "cache" not in flags:  # numba's own modules, imported meanwhile
+                return real_njit(*args, **flags)  # (numba.typed on numba 0.68)
             calls.append(flags["cache"])
             if flags["cache"]:
                 raise RuntimeError("cannot cache function: no locator available")
