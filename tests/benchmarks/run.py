@@ -314,9 +314,8 @@ def run_paired_latency(folder, nets, variant_env, settings, numba_cache):
                 start = cycle % max(1, len(order))
                 for engine in order[start:] + order[:start]:
                     time.sleep(paired["gap_s"])
-                    servers[engine].stdin.write(f"{paired['burst_s']}\n")
-                    servers[engine].stdin.flush()
-                    bursts[engine].append(_answer(servers[engine]))
+                    bursts[engine].append(_burst(servers[engine], paired["burst_s"]))
+                order = [e for e in order if "error" not in bursts[e][-1]]  # a server died
         finally:
             for server in servers.values():
                 try:
@@ -367,6 +366,16 @@ def paired_summary(bursts, reference=None):
             summary[f"{key}_ratios"] = ratios
             summary[f"{key}_ratio"] = statistics.median(ratios)
     return summary
+
+
+def _burst(server, seconds):
+    """Ask a latency server for one burst; its answer, or an ``error``."""
+    try:
+        server.stdin.write(f"{seconds}\n")
+        server.stdin.flush()
+    except OSError as exc:
+        return {"error": f"the latency server stopped reading ({exc})"}
+    return _answer(server)
 
 
 def _answer(server):

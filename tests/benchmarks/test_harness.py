@@ -111,3 +111,15 @@ def test_merge_keeps_the_process_latency_where_pairing_failed():
     run.merge_paired_latency(timing, {"e": {"mlp": {"error": "exited"}}})
     assert timing["e"]["models"]["mlp"]["latency_ms"] == {
         "median": 2.0, "method": "process", "paired_failed": "exited"}
+
+
+def test_a_server_that_died_gives_an_error_not_a_crash():
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-c", "print('@@ {\"ready\": true}')"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert run._answer(server) == {"ready": True}
+    server.wait()
+    answer = run._burst(server, 0.01)
+    assert "error" in answer
