@@ -345,7 +345,7 @@ def _cold_text(results):
         "benchmark parent's peak.")
 
 
-def _rounds_text(settings):
+def _timing_method(settings):
     paired = settings.get("paired")
     count = settings.get("timing_rounds", 1)
     lines = []
@@ -498,7 +498,7 @@ def render(results):
         f"least {timing['latency_min']} calls. Throughput: per batch size "
         f"{timing['warmup_s']} s of warm-up, then {timing['throughput_s']} s and at least "
         f"{timing['throughput_min']} batches.",
-        _rounds_text(results['settings']),
+        _timing_method(results['settings']),
         "- *Other load* is the average number of cores that processes other than the "
         "measured one kept busy during the measurement (from /proc/stat, less the measured "
         "process's own CPU time). This machine is shared: one busy neighbour on 2 cores "

@@ -245,11 +245,15 @@ def _time_model(engine, net, folder, settings):
     return result
 
 
-def serve_latency(engine, net, folder, settings, requests=sys.stdin, answers=sys.stdout):
+def serve_latency(engine, net, folder, settings, requests=None, answers=None):
     """Serve bursts of batch-1 calls (the ``latency`` command): first an answer line with
     the check's result (``ready`` true, or ``unavailable``/``error``), then for each
     request line ``SECONDS`` one line with the burst's median, p90 and min (ms), its
-    call count and ``foreign_cores`` (see :class:`CpuMeter`)."""
+    call count and ``foreign_cores`` (see :class:`CpuMeter`). ``requests`` and
+    ``answers`` default to stdin and stdout."""
+    requests = sys.stdin if requests is None else requests
+    answers = sys.stdout if answers is None else answers
+
     def answer(payload):
         answers.write(MARK + json.dumps(payload) + "\n")
         answers.flush()
