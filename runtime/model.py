@@ -250,24 +250,27 @@ class Model:
         with kernels.numba_for_every_call():
             self.run(feeds, outputs=list(self._layers))
 
-    @np.errstate(all="ignore")  # IEEE results (inf, nan), as in PyTensor
     def _execute(self, values, steps):
         """Run ``steps`` (see :meth:`_steps`) on ``values`` (the converted feeds by input
         name), adding each layer's result; returns ``values``."""
-        for name, layer, sources, done, tail in steps:
-            try:
-                result = layer(*[values[s] for s in sources])
-            except (ValueError, IndexError) as exc:
-                shapes = ", ".join(str(values[s].shape) for s in sources)
-                raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take "
-                                 f"input of shape {shapes}: {exc}") from exc
-            # the usual case, an array with a free batch axis, checked without a loop
-            if (type(result) is not np.ndarray or result.shape[1:] != tail  # noqa: E721
-                    or not result.ndim):
-                result = self._checked(name, layer, result)
-            values[name] = result
-            for source in done:
-                del values[source]  # free memory as soon as possible
+        # IEEE results (inf, nan), as in PyTensor. A new errstate each call: as a
+        # decorator one instance would serve every thread, and numpy 1.x keeps the state
+        # it restores on the instance
+        with np.errstate(all="ignore"):
+            for name, layer, sources, done, tail in steps:
+                try:
+                    result = layer(*[values[s] for s in sources])
+                except (ValueError, IndexError) as exc:
+                    shapes = ", ".join(str(values[s].shape) for s in sources)
+                    raise InputError(f"layer {name!r} ({type(layer).__name__}) cannot take "
+                                     f"input of shape {shapes}: {exc}") from exc
+                # the usual case, an array with a free batch axis, checked without a loop
+                if (type(result) is not np.ndarray or result.shape[1:] != tail  # noqa: E721
+                        or not result.ndim):
+                    result = self._checked(name, layer, result)
+                values[name] = result
+                for source in done:
+                    del values[source]  # free memory as soon as possible
         return values
 
     def _steps(self, names):
