@@ -3,6 +3,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -56,11 +57,8 @@ class TestConv:
     def test_matches_numpy(self, case, nonlinearity, chunk_bytes):
         f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
         before = case["x"].copy()
-        original, _numba.CHUNK_BYTES = _numba.CHUNK_BYTES, chunk_bytes  # 1: an item a chunk
-        try:
+        with mock.patch.object(_numba, "CHUNK_BYTES", chunk_bytes):  # 1: an item a chunk
             got = _numba.conv(**case, nonlinearity=f)
-        finally:
-            _numba.CHUNK_BYTES = original
         check(got, _numpy.conv(**case, nonlinearity=f))
         np.testing.assert_array_equal(case["x"], before)
 
@@ -148,11 +146,8 @@ class TestDirectConv:
     def test_matches_numpy(self, direct_calls, case, nonlinearity, threads):
         f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
         direct_calls.clear()
-        original, _numba.THREADS = _numba.THREADS, threads
-        try:
+        with mock.patch.object(_numba, "THREADS", threads):
             got = _numba.conv(**case, nonlinearity=f)
-        finally:
-            _numba.THREADS = original
         check(got, _numpy.conv(**case, nonlinearity=f))
         padded = [1, 1] + [s + a + b for s, (a, b) in zip(case["x"].shape[2:], case["pad"])]
         out = [1, 1] + list(got.shape[2:])
@@ -234,12 +229,8 @@ class TestDirectDense:
                          (units,) if bias else None)
         f = None if nonlinearity is None else get_nonlinearity(nonlinearity)
         direct_calls.clear()
-        original = _numba.THREADS, _numba.DENSE_CHUNK
-        _numba.THREADS, _numba.DENSE_CHUNK = threads, chunk
-        try:
+        with mock.patch.multiple(_numba, THREADS=threads, DENSE_CHUNK=chunk):
             got = _numba.dense(x, W, b, f)
-        finally:
-            _numba.THREADS, _numba.DENSE_CHUNK = original
         check(got, _numpy.dense(x, W, b, f))
         blocks = -(-items // 8)
         takes = (dtype == "float32" and units >= _numba.TILE_LANES and items >= 8
@@ -277,12 +268,8 @@ class TestPool:
     @given(case=pool_cases(), threads=st.integers(1, 3))
     def test_matches_numpy(self, case, threads):
         """With the planes split over 1 to 3 threads, even for small inputs."""
-        original = _numba.THREADS, _numba.THREAD_MIN_WORK
-        _numba.THREADS, _numba.THREAD_MIN_WORK = threads, 1
-        try:
+        with mock.patch.multiple(_numba, THREADS=threads, THREAD_MIN_WORK=1):
             got = _numba.pool(*case)
-        finally:
-            _numba.THREADS, _numba.THREAD_MIN_WORK = original
         check(got, _numpy.pool(*case))
 
     def test_threads_split_the_planes_with_the_same_results(self, monkeypatch):
