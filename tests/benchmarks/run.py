@@ -167,6 +167,13 @@ def _variants():
     return [("as set", set_text, base), ("unset", f"{' and '.join(found)} removed", unset)]
 
 
+def _timing_env(base, engine, numba_cache):
+    """A timing process's environment: ``numba_cache``, the one the timing processes
+    share, for the engines that may run numba."""
+    return _engine_env(base, engine, numba_cache if engine in ("runtime-numba",
+                                                               "runtime-auto") else None)
+
+
 def _engine_env(base, engine, numba_cache=None):
     env = dict(base)
     if engine.startswith("runtime-"):
@@ -259,12 +266,12 @@ def run_timing(folder, nets, variant_env, settings, numba_cache):
     for number in range(count):
         start = number % len(ENGINES)
         for engine in ENGINES[start:] + ENGINES[:start]:
-            cache = numba_cache if engine in ("runtime-numba", "runtime-auto") else None
             args = ["timing", engine, folder, "--nets", ",".join(nets),
                     "--settings", json.dumps(settings["timing"])]
             wait_quiet(settings["quiet_wait_s"])
             result, _ = _python("tests.benchmarks.worker", args,
-                                _engine_env(variant_env, engine, cache), settings["timeout_s"])
+                                _timing_env(variant_env, engine, numba_cache),
+                                settings["timeout_s"])
             if "error" in result:
                 result = {"engine": engine, "models": {net: dict(result) for net in nets}}
             rounds[engine].append(result)
@@ -295,11 +302,10 @@ def run_paired_latency(folder, nets, variant_env, settings, numba_cache):
     for net in nets:
         servers = {}
         for engine in ENGINES:
-            cache = numba_cache if engine in ("runtime-numba", "runtime-auto") else None
             args = [sys.executable, "-m", "tests.benchmarks.worker", "latency", engine,
                     folder, net, "--settings", json.dumps(paired)]
             servers[engine] = subprocess.Popen(
-                args, cwd=ROOT, env=_engine_env(variant_env, engine, cache), text=True,
+                args, cwd=ROOT, env=_timing_env(variant_env, engine, numba_cache), text=True,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         bursts = {}
         try:
